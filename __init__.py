@@ -1,0 +1,3 @@
+"""soundsearch: query-by-example search for sound libraries."""
+
+__version__ = "0.1.0"

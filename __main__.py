@@ -1,0 +1,5 @@
+"""`python -m soundsearch` runs the CLI."""
+
+from soundsearch.cli import app
+
+app()

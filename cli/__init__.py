@@ -1,0 +1,25 @@
+"""The `soundsearch` command: one typer app, one module per command group, logic in the packages."""
+
+from __future__ import annotations
+
+import typer
+
+from .. import __version__
+from .models import models_app
+from .tag import tag
+
+app = typer.Typer(
+    name="soundsearch",
+    help="Query-by-example search for sound libraries.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(models_app, name="models")
+app.command()(tag)
+
+
+@app.command()
+def version() -> None:
+    """Print the soundsearch version."""
+    typer.echo(__version__)

@@ -1,0 +1,37 @@
+"""One settings object for the whole product.
+
+Every field has a default that a `SOUNDSEARCH_*` environment variable overrides (nested groups use a
+double underscore). Code takes a `Settings` argument and never reads `os.environ` itself.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def default_home() -> Path:
+    """The data home when `SOUNDSEARCH_HOME` is unset: a folder in the user's home directory."""
+    return Path.home() / ".soundsearch"
+
+
+class Settings(BaseSettings):
+    """Where soundsearch keeps its files and how it runs models."""
+
+    model_config = SettingsConfigDict(env_prefix="SOUNDSEARCH_", env_nested_delimiter="__")
+
+    home: Path = Field(default_factory=default_home, description="Data home: models, database, indexes.")
+    model: str = Field("mn04", description="Default encoder for tagging and indexing.")
+    threads: int = Field(0, ge=0, description="Torch CPU threads (0: torch's default).")
+    device: str = Field("auto", description="'auto' (CUDA when present), 'cpu' or 'cuda[:N]'.")
+    batch_size: int = Field(8, ge=1, le=256, description="Segments per forward pass.")
+    window_s: float = Field(10.0, gt=0, description="Segment length for long files (seconds).")
+    hop_s: float = Field(5.0, gt=0, description="Step between segment starts (seconds).")
+    min_clip_s: float = Field(1.0, gt=0, description="Shorter sounds are zero-padded to this length.")
+
+    @property
+    def models_dir(self) -> Path:
+        """Downloaded or imported model files and label assets."""
+        return self.home / "models"

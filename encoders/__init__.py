@@ -1,0 +1,1 @@
+"""Audio encoders: PANNs, EfficientAT, the AudioSet tagger, and the model store."""

@@ -1,0 +1,35 @@
+"""Opening models and vocabularies from the store, as every command and service does."""
+
+from __future__ import annotations
+
+from ..config import Settings
+from .audioset import AudioSetVocabulary
+from .encoder import Encoder
+from .registry import get_entry, load_net
+from .store import ModelStore
+
+
+def open_store(settings: Settings) -> ModelStore:
+    return ModelStore(settings.models_dir)
+
+
+def open_encoder(settings: Settings, model: str | None = None) -> Encoder:
+    """The named (or default) model, loaded from the store with the settings' segmenting policy."""
+    entry = get_entry(model or settings.model)
+    checkpoint = open_store(settings).require(entry.asset)
+    return Encoder(
+        load_net(entry, checkpoint),
+        entry.name,
+        window_s=settings.window_s,
+        hop_s=settings.hop_s,
+        min_clip_s=settings.min_clip_s,
+        batch_size=settings.batch_size,
+        device=settings.device,
+        threads=settings.threads,
+    )
+
+
+def open_vocabulary(settings: Settings) -> AudioSetVocabulary:
+    """AudioSet labels (and the ontology when installed) from the store."""
+    labels, ontology = open_store(settings).labels_paths()
+    return AudioSetVocabulary.from_files(labels, ontology)

@@ -1,0 +1,1 @@
+"""Ingest pipeline: scan, decode, segment, embed, tag, store."""
