@@ -17,8 +17,13 @@ import soundfile as sf
 import soxr
 
 BLOCK_FRAMES = 1 << 18
+#: Extensions libsndfile reads.
+SOUNDFILE_EXTENSIONS = frozenset(
+    {".wav", ".wave", ".flac", ".ogg", ".oga", ".mp3", ".aiff", ".aif", ".aifc", ".au", ".caf"}
+)
 #: Extensions that libsndfile cannot read and that go through ffmpeg when it is installed.
 FFMPEG_EXTENSIONS = frozenset({".m4a", ".aac", ".mp4", ".wma", ".opus", ".webm"})
+AUDIO_EXTENSIONS = SOUNDFILE_EXTENSIONS | FFMPEG_EXTENSIONS
 
 
 class AudioDecodeError(ValueError):

@@ -16,11 +16,12 @@ from ..encoders.load import open_encoder, open_vocabulary
 from ..encoders.registry import UnknownModelError
 from ..encoders.store import ModelMissingError
 from ..encoders.tagger import FileTags, Tagger
+from ..indexer.scan import expand_paths
 from .common import HomeOption, ModelOption, fail, out, report_error, settings_for
 
 
 def tag(
-    files: Annotated[list[Path], typer.Argument(help="Sound files to tag.")],
+    files: Annotated[list[Path], typer.Argument(help="Sound files, or folders to scan for them.")],
     top_k: Annotated[int, typer.Option("--top-k", "-k", min=1, max=527, help="Tags per file.")] = 5,
     segments: Annotated[bool, typer.Option("--segments", help="Also show tags per segment.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
@@ -36,7 +37,7 @@ def tag(
         fail(str(exc))
     results: list[FileTags] = []
     failures = 0
-    for path in files:
+    for path in expand_paths(files):
         try:
             result = tagger.tag_file(path, top_k)
         except AudioDecodeError as exc:
