@@ -30,6 +30,9 @@ class Settings(BaseSettings):
     window_s: float = Field(10.0, gt=0, description="Segment length for long files (seconds).")
     hop_s: float = Field(5.0, gt=0, description="Step between segment starts (seconds).")
     min_clip_s: float = Field(1.0, gt=0, description="Shorter sounds are zero-padded to this length.")
+    pad_step_s: float = Field(
+        1.0, gt=0, description="Short clips are zero-padded to a multiple of this, so similar lengths share a batch."
+    )
 
     @property
     def models_dir(self) -> Path:

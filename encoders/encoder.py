@@ -4,7 +4,10 @@ Long recordings are cut into overlapping windows (default 10 s every 5 s) so eac
 recording gets its own tags, embedding and timestamps; the last window is aligned to the end of the file
 instead of leaving a sliver. Sounds shorter than a window are encoded whole, zero-padded up to
 `min_clip_s` (and to what the network needs), so a 50 ms click is not stretched into a 10 s clip.
-Segments of many files are batched together by length.
+Segments of many files are batched together by length: short clips are zero-padded up to a whole
+multiple of `pad_step_s` so clips of similar length share a batch. The padding depends only on the
+clip, never on its batch-mates, so results are the same however files are grouped; AudioSet models
+were trained on zero-padded clips, so the padding is within what they know.
 """
 
 from __future__ import annotations
@@ -71,6 +74,7 @@ class Encoder:
         window_s: float = 10.0,
         hop_s: float = 5.0,
         min_clip_s: float = 1.0,
+        pad_step_s: float = 1.0,
         batch_size: int = 8,
         device: str = "auto",
         threads: int = 0,
@@ -78,7 +82,7 @@ class Encoder:
         if hop_s > window_s:
             raise ValueError(f"hop ({hop_s} s) must not exceed the window ({window_s} s): audio would be skipped")
         self.name = name
-        self.window_s, self.hop_s, self.min_clip_s = window_s, hop_s, min_clip_s
+        self.window_s, self.hop_s, self.min_clip_s, self.pad_step_s = window_s, hop_s, min_clip_s, pad_step_s
         self.batch_size = batch_size
         self.device = pick_device(device)
         if threads > 0:
@@ -102,6 +106,7 @@ class Encoder:
         rate = self.sample_rate
         waves = [resample(np.asarray(s, dtype=np.float32), sr, rate) for s, sr in sounds]
         min_len = max(round(self.min_clip_s * rate), self.net.min_samples)
+        step = max(1, round(self.pad_step_s * rate))
         # Every segment as (sound index, start, end); grouped by padded length so a batch is one tensor.
         by_length: dict[int, list[tuple[int, int, int]]] = defaultdict(list)
         bounds = []
@@ -111,7 +116,7 @@ class Encoder:
             segs = segment_bounds(len(wave), rate, self.window_s, self.hop_s)
             bounds.append(segs)
             for s, e in segs:
-                by_length[max(e - s, min_len)].append((i, s, e))
+                by_length[self._padded_length(e - s, min_len, step)].append((i, s, e))
         results: dict[tuple[int, int], tuple[np.ndarray, np.ndarray, np.ndarray | None]] = {}
         for length, segs in by_length.items():
             for b in range(0, len(segs), self.batch_size):
@@ -138,6 +143,13 @@ class Encoder:
                 )
             )
         return out
+
+    def _padded_length(self, n: int, min_len: int, step: int) -> int:
+        """Input length for a segment of `n` samples: full windows as they are, short clips rounded up."""
+        window = round(self.window_s * self.sample_rate)
+        if n >= window:
+            return n
+        return max(min_len, min(window, -(-n // step) * step))
 
     def _forward(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         with torch.inference_mode():

@@ -23,6 +23,7 @@ def open_encoder(settings: Settings, model: str | None = None) -> Encoder:
         window_s=settings.window_s,
         hop_s=settings.hop_s,
         min_clip_s=settings.min_clip_s,
+        pad_step_s=settings.pad_step_s,
         batch_size=settings.batch_size,
         device=settings.device,
         threads=settings.threads,

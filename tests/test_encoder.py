@@ -79,3 +79,14 @@ def test_hop_longer_than_window_is_refused(mn04_encoder) -> None:
 
     with pytest.raises(ValueError, match="hop"):
         Encoder(mn04_encoder.net, "mn04", window_s=2.0, hop_s=3.0)
+
+
+def test_clips_of_similar_length_share_a_batch(mn04_encoder, monkeypatch: pytest.MonkeyPatch) -> None:
+    rate = mn04_encoder.sample_rate
+    rng = np.random.default_rng(2)
+    sounds = [(0.1 * rng.standard_normal(int(rate * (1.05 + 0.05 * i))).astype(np.float32), rate) for i in range(16)]
+    shapes: list[tuple[int, ...]] = []
+    forward = mn04_encoder._forward
+    monkeypatch.setattr(mn04_encoder, "_forward", lambda batch: shapes.append(batch.shape) or forward(batch))
+    mn04_encoder.encode_many(sounds)
+    assert shapes == [(8, 2 * rate), (8, 2 * rate)]  # 1.05-1.8 s clips all padded to 2 s
