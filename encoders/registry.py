@@ -55,7 +55,7 @@ _ENTRIES: tuple[ModelEntry, ...] = (
         0.385,
     ),
     ModelEntry("MobileNetV1", "panns", "MobileNetV1", _asset("panns/MobileNetV1_mAP=0.389.pth"), 32000, 1024, 0.389),
-    ModelEntry("MobileNetV2", "panns", "MobileNetV2", _asset("panns/MobileNetV2_mAP=0.383.pth"), 32000, 1280, 0.383),
+    ModelEntry("MobileNetV2", "panns", "MobileNetV2", _asset("panns/MobileNetV2_mAP=0.383.pth"), 32000, 1024, 0.383),
     ModelEntry("ResNet22", "panns", "ResNet22", _asset("panns/ResNet22_mAP=0.430.pth"), 32000, 2048, 0.430),
     ModelEntry("ResNet38", "panns", "ResNet38", _asset("panns/ResNet38_mAP=0.434.pth"), 32000, 2048, 0.434),
     ModelEntry(
