@@ -6,11 +6,12 @@
 set -euo pipefail
 [ $# -ge 1 ] || { echo "usage: bash scripts/quickstart.sh FOLDER" >&2; exit 2; }
 folder=$(realpath "$1")
+import_from=${SOUNDSEARCH_IMPORT_FROM:+$(realpath "$SOUNDSEARCH_IMPORT_FROM")}
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
 ss=.venv/bin/soundsearch
-if [ -n "${SOUNDSEARCH_IMPORT_FROM:-}" ]; then
-    "$ss" models import "$SOUNDSEARCH_IMPORT_FROM"
+if [ -n "$import_from" ]; then
+    "$ss" models import "$import_from"
 else
     "$ss" models pull mn04
 fi
