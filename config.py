@@ -23,6 +23,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SOUNDSEARCH_", env_nested_delimiter="__")
 
     home: Path = Field(default_factory=default_home, description="Data home: models, database, indexes.")
+    db: str | None = Field(
+        None, description="Database URL (e.g. postgresql+psycopg://user:pw@host/db); default SQLite in the data home."
+    )
     model: str = Field("mn04", description="Default encoder for tagging and indexing.")
     threads: int = Field(0, ge=0, description="Torch CPU threads (0: torch's default).")
     device: str = Field("auto", description="'auto' (CUDA when present), 'cpu' or 'cuda[:N]'.")

@@ -22,9 +22,20 @@ as_owner() {
     if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
 }
 
+ready() { "$PGBIN/pg_isready" -q -h 127.0.0.1 -p "$PGPORT"; }
+
+# pid of the server that holds $PGDATA's lock file, if that process is alive. A server killed with -9
+# leaves its lock file behind, and in a container without an init its pid can linger as a zombie.
+lock_holder() {
+    local pid state
+    pid=$(head -n 1 "$PGDATA/postmaster.pid" 2>/dev/null) || return 0
+    state=$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null) || return 0
+    if [ -n "$state" ] && [ "$state" != Z ]; then echo "$pid"; fi
+}
+
 PGBIN=$(find_pgbin)
 if [ "${1:-start}" = stop ]; then
-    if [ -n "$PGBIN" ] && [ -f "$PGDATA/postmaster.pid" ]; then
+    if [ -n "$PGBIN" ] && [ -n "$(lock_holder)" ]; then
         as_owner "$PGBIN/pg_ctl" -D "$PGDATA" -m fast -w stop >&2
     fi
     exit 0
@@ -49,9 +60,14 @@ if [ ! -f "$PGDATA/PG_VERSION" ]; then
     as_owner "$PGBIN/initdb" -D "$PGDATA" -U postgres -A trust -E UTF8 --locale=C.UTF-8 --no-sync >&2
 fi
 
-if as_owner "$PGBIN/pg_ctl" -D "$PGDATA" status >/dev/null 2>&1; then
-    say "server already running in $PGDATA"
+if ready; then
+    say "server already running on 127.0.0.1:$PGPORT"
+elif [ -n "$(lock_holder)" ]; then
+    say "server $(lock_holder) is starting; waiting for it"
+    for _ in $(seq 60); do ready && break; sleep 0.5; done
+    ready || { say "server $(lock_holder) holds $PGDATA but does not answer on port $PGPORT"; exit 1; }
 else
+    rm -f "$PGDATA/postmaster.pid" "$PGDATA/.s.PGSQL.$PGPORT" "$PGDATA/.s.PGSQL.$PGPORT.lock"
     say "starting on 127.0.0.1:$PGPORT"
     if ! as_owner "$PGBIN/pg_ctl" -D "$PGDATA" -w -l "$PGDATA/server.log" \
         -o "-p $PGPORT -c listen_addresses=127.0.0.1 -k $PGDATA -c fsync=off -c full_page_writes=off" \
