@@ -113,8 +113,8 @@ class WaveBlock(nn.Module):
         self.bn2 = nn.BatchNorm1d(out_channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.relu(self.bn1(self.conv1(x)))  # (batch, out, length)
-        x = F.relu(self.bn2(self.conv2(x)))  # (batch, out, length)
+        x = F.relu_(self.bn1(self.conv1(x)))  # (batch, out, length)
+        x = F.relu_(self.bn2(self.conv2(x)))  # (batch, out, length)
         return F.max_pool1d(x, kernel_size=4)  # (batch, out, length / 4)
 
 
@@ -142,7 +142,7 @@ class PannsWavegramLogmelCnn14(PannsCnn):
 
     def wavegram(self, waveform: torch.Tensor) -> torch.Tensor:
         """Waveform (batch, samples) -> Wavegram features (batch, 64, frames / 2, 32)."""
-        x = F.relu(self.pre_bn0(self.pre_conv0(waveform[:, None, :])))  # (batch, 64, samples / 5)
+        x = F.relu_(self.pre_bn0(self.pre_conv0(waveform[:, None, :])))  # (batch, 64, samples / 5)
         x = self.pre_block1(x)  # (batch, 64, samples / 20)
         x = self.pre_block2(x)  # (batch, 128, samples / 80)
         x = self.pre_block3(x)  # (batch, 128, samples / 320)

@@ -39,9 +39,9 @@ class ConvBlock(nn.Module):
         self.bn2 = nn.BatchNorm2d(out_channels) if double else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.relu(self.bn1(self.conv1(x)))  # (batch, out, time, freq)
+        x = F.relu_(self.bn1(self.conv1(x)))  # (batch, out, time, freq)
         if self.conv2 is not None and self.bn2 is not None:
-            x = F.relu(self.bn2(self.conv2(x)))  # (batch, out, time, freq)
+            x = F.relu_(self.bn2(self.conv2(x)))  # (batch, out, time, freq)
         if self.pool != (1, 1):
             x = F.avg_pool2d(x, kernel_size=self.pool)  # (batch, out, time / pt, freq / pf)
         return x

@@ -36,13 +36,13 @@ def _pool(pool: int) -> nn.Module:
     return nn.AvgPool2d(pool) if pool > 1 else nn.Identity()
 
 
-def _stem(out_channels: int, activation: type[nn.Module]) -> nn.Sequential:
+def _stem(out_channels: int, activation: type[nn.ReLU] | type[nn.ReLU6]) -> nn.Sequential:
     """3x3 conv on the 1-channel log-mel, pooled by 2, BN, activation."""
     return nn.Sequential(
         nn.Conv2d(1, out_channels, 3, padding=1, bias=False),
         _pool(2),
         nn.BatchNorm2d(out_channels),
-        activation(),
+        activation(inplace=True),
     )
 
 
@@ -52,10 +52,10 @@ def _depthwise_separable(in_channels: int, out_channels: int, pool: int) -> nn.S
         nn.Conv2d(in_channels, in_channels, 3, padding=1, groups=in_channels, bias=False),
         _pool(pool),
         nn.BatchNorm2d(in_channels),
-        nn.ReLU(),
+        nn.ReLU(inplace=True),
         nn.Conv2d(in_channels, out_channels, 1, bias=False),
         nn.BatchNorm2d(out_channels),
-        nn.ReLU(),
+        nn.ReLU(inplace=True),
     )
 
 
@@ -72,13 +72,13 @@ class InvertedResidual(nn.Module):
         self.use_residual = pool == 1 and in_channels == out_channels
         expand: list[nn.Module] = []
         if expansion != 1:
-            expand = [nn.Conv2d(in_channels, hidden, 1, bias=False), nn.BatchNorm2d(hidden), nn.ReLU6()]
+            expand = [nn.Conv2d(in_channels, hidden, 1, bias=False), nn.BatchNorm2d(hidden), nn.ReLU6(inplace=True)]
         self.conv = nn.Sequential(
             *expand,
             nn.Conv2d(hidden, hidden, 3, padding=1, groups=hidden, bias=False),
             _pool(pool),
             nn.BatchNorm2d(hidden),
-            nn.ReLU6(),
+            nn.ReLU6(inplace=True),
             nn.Conv2d(hidden, out_channels, 1, bias=False),
             nn.BatchNorm2d(out_channels),
         )
@@ -123,7 +123,7 @@ class PannsMobileNetV2(LogMelTagger):
             nn.Sequential(
                 nn.Conv2d(in_channels, last_channels, 1, bias=False),
                 nn.BatchNorm2d(last_channels),
-                nn.ReLU6(),
+                nn.ReLU6(inplace=True),
             )
         )
         self.features = nn.Sequential(*layers)

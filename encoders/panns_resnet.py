@@ -45,10 +45,10 @@ class BasicBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = F.avg_pool2d(x, kernel_size=2) if self.stride == 2 else x  # (batch, in, time, freq)
-        out = F.relu(self.bn1(self.conv1(out)))  # (batch, out, time, freq)
+        out = F.relu_(self.bn1(self.conv1(out)))  # (batch, out, time, freq)
         out = self.bn2(self.conv2(out))  # (batch, out, time, freq)
         identity = x if self.downsample is None else self.downsample(x)  # (batch, out, time, freq)
-        return F.relu(out + identity)
+        return F.relu_(out + identity)
 
 
 class ResNetStages(nn.Module):
