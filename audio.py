@@ -77,14 +77,42 @@ def load_audio(path: Path | str, target_rate: int | None = None, max_seconds: fl
         raise AudioDecodeError(path, "empty file (0 bytes)")
     if path.suffix.lower() in FFMPEG_EXTENSIONS:
         return _load_with_ffmpeg(path, target_rate, max_seconds)
+    truncation = container_truncation(path, size)
+    if truncation:
+        raise AudioDecodeError(path, f"truncated file ({truncation})")
     try:
         return _load_with_soundfile(path, target_rate, max_seconds)
+    except AudioDecodeError:
+        raise
     except sf.LibsndfileError as exc:
         reason = str(exc).split(":", 1)[-1].strip() if ":" in str(exc) else str(exc)
         raise AudioDecodeError(path, f"not a readable audio file ({reason})") from exc
     except (RuntimeError, ValueError, OSError) as exc:
         # libsndfile reports truncated or corrupt streams mid-read as plain runtime errors.
         raise AudioDecodeError(path, f"corrupt or truncated audio ({exc})") from exc
+
+
+def container_truncation(path: Path, size: int) -> str | None:
+    """Why the file's container says it is incomplete, or None.
+
+    libsndfile quietly decodes whatever part of a cut file is left, so a truncated download would be
+    indexed as a shorter sound. RIFF/WAV and AIFF headers state the container's length; an Ogg stream's
+    last page carries an end-of-stream flag.
+    """
+    with path.open("rb") as fh:
+        head = fh.read(12)
+        if head[:4] in (b"RIFF", b"FORM") and len(head) >= 8:
+            declared = int.from_bytes(head[4:8], "little" if head[:4] == b"RIFF" else "big")
+            # 0 and 0xFFFFFFFF mean "unknown" (streamed or RF64); a missing odd pad byte is tolerated.
+            if 0 < declared < 0xFFFFFFFF and declared + 8 > size + 1:
+                return f"header declares {declared + 8} bytes, file has {size}"
+        elif head[:4] == b"OggS":
+            fh.seek(max(0, size - 65536))
+            tail = fh.read()
+            last = tail.rfind(b"OggS")
+            if last >= 0 and len(tail) > last + 5 and not tail[last + 5] & 0x04:
+                return "the Ogg stream has no end-of-stream page"
+    return None
 
 
 def _load_with_soundfile(path: Path, target_rate: int | None, max_seconds: float | None) -> Audio:
@@ -97,7 +125,10 @@ def _load_with_soundfile(path: Path, target_rate: int | None, max_seconds: float
         read = 0
         while limit is None or read < limit:
             want = BLOCK_FRAMES if limit is None else min(BLOCK_FRAMES, limit - read)
-            block = f.read(want, dtype="float32", always_2d=True)
+            try:
+                block = f.read(want, dtype="float32", always_2d=True)
+            except sf.LibsndfileError as exc:  # the header was fine, the data is not
+                raise AudioDecodeError(path, f"corrupt or truncated audio data ({exc.error_string})") from exc
             if len(block) == 0:
                 break
             read += len(block)
@@ -105,6 +136,9 @@ def _load_with_soundfile(path: Path, target_rate: int | None, max_seconds: float
             parts.append(stream.resample_chunk(mono) if stream else mono.copy())
         if stream:
             parts.append(stream.resample_chunk(np.zeros(0, dtype=np.float32), last=True))
+        declared = f.frames if f.frames > 0 else None
+        if declared is not None and read < (declared if limit is None else min(declared, limit)):
+            raise AudioDecodeError(path, f"truncated file ({read} of {declared} frames readable)")
         fmt, subtype = f.format, f.subtype
     samples = np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
     return _finish(path, samples, out_rate, rate, channels, fmt, subtype)

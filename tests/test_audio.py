@@ -58,17 +58,25 @@ def test_bad_files_raise_naming_file_and_reason(tmp_path: Path, name: str, conte
     assert str(path) in str(info.value) and reason in str(info.value)
 
 
-def test_truncated_file_is_an_error_or_its_readable_part(tmp_path: Path) -> None:
+def test_truncated_real_ogg_is_reported(tmp_path: Path) -> None:
     source = next(iter(sorted(shared_path("audio", "sfx_debian", "wesnoth").rglob("*.ogg"))))
     data = source.read_bytes()
     path = tmp_path / "cut.ogg"
-    path.write_bytes(data[: len(data) // 3])
-    try:
-        audio = load_audio(path)
-    except AudioDecodeError as exc:
-        assert str(path) in str(exc)
-    else:  # libsndfile may return the intact pages; they must be fewer than the whole
-        assert 0 < audio.duration < sf.info(source).duration
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(AudioDecodeError, match=r"cut\.ogg: .*truncated"):
+        load_audio(path)
+
+
+@pytest.mark.parametrize("fmt", ["wav", "flac", "aiff"])
+def test_truncated_file_with_intact_header_is_reported(tmp_path: Path, fmt: str) -> None:
+    full = tmp_path / f"full.{fmt}"
+    sf.write(full, np.random.default_rng(3).uniform(-0.5, 0.5, 48000), 16000)
+    path = tmp_path / f"cut.{fmt}"
+    path.write_bytes(full.read_bytes()[: full.stat().st_size // 2])
+    with pytest.raises(AudioDecodeError) as info:
+        load_audio(path)
+    assert str(path) in str(info.value) and "truncated" in info.value.reason
+    assert load_audio(full).duration == pytest.approx(3.0)  # the intact file is fine
 
 
 def test_truncated_wav_header_is_an_error(tmp_path: Path) -> None:
@@ -91,3 +99,13 @@ def test_one_sample_file_decodes(tmp_path: Path) -> None:
     sf.write(path, np.array([0.25]), 8000)
     audio = load_audio(path, target_rate=32000)
     assert audio.samples.size >= 1 and audio.source_rate == 8000
+
+
+def test_errors_name_the_file_once(tmp_path: Path) -> None:
+    full = tmp_path / "full.flac"
+    sf.write(full, np.random.default_rng(4).uniform(-0.5, 0.5, 48000), 16000)
+    path = tmp_path / "cut.flac"
+    path.write_bytes(full.read_bytes()[: full.stat().st_size // 2])
+    with pytest.raises(AudioDecodeError) as info:
+        load_audio(path)
+    assert str(info.value).count("cut.flac") == 1
