@@ -46,17 +46,26 @@ def _stem(out_channels: int, activation: type[nn.ReLU] | type[nn.ReLU6]) -> nn.S
     )
 
 
-def _depthwise_separable(in_channels: int, out_channels: int, pool: int) -> nn.Sequential:
-    """MobileNetV1 block: depthwise 3x3 (then pooling) and pointwise 1x1, each BN-ReLU."""
-    return nn.Sequential(
+def _depthwise_pointwise(
+    in_channels: int, out_channels: int, pool: int, activation: type[nn.ReLU] | type[nn.ReLU6]
+) -> list[nn.Module]:
+    """Depthwise 3x3 (then pooling), BN, activation, pointwise 1x1, BN: the core both MobileNets share.
+
+    Returned as a list so each block can place it among its own layers and keep the checkpoints' indices.
+    """
+    return [
         nn.Conv2d(in_channels, in_channels, 3, padding=1, groups=in_channels, bias=False),
         _pool(pool),
         nn.BatchNorm2d(in_channels),
-        nn.ReLU(inplace=True),
+        activation(inplace=True),
         nn.Conv2d(in_channels, out_channels, 1, bias=False),
         nn.BatchNorm2d(out_channels),
-        nn.ReLU(inplace=True),
-    )
+    ]
+
+
+def _depthwise_separable(in_channels: int, out_channels: int, pool: int) -> nn.Sequential:
+    """MobileNetV1 block: depthwise 3x3 (then pooling) and pointwise 1x1, each BN-ReLU."""
+    return nn.Sequential(*_depthwise_pointwise(in_channels, out_channels, pool, nn.ReLU), nn.ReLU(inplace=True))
 
 
 class InvertedResidual(nn.Module):
@@ -73,15 +82,7 @@ class InvertedResidual(nn.Module):
         expand: list[nn.Module] = []
         if expansion != 1:
             expand = [nn.Conv2d(in_channels, hidden, 1, bias=False), nn.BatchNorm2d(hidden), nn.ReLU6(inplace=True)]
-        self.conv = nn.Sequential(
-            *expand,
-            nn.Conv2d(hidden, hidden, 3, padding=1, groups=hidden, bias=False),
-            _pool(pool),
-            nn.BatchNorm2d(hidden),
-            nn.ReLU6(inplace=True),
-            nn.Conv2d(hidden, out_channels, 1, bias=False),
-            nn.BatchNorm2d(out_channels),
-        )
+        self.conv = nn.Sequential(*expand, *_depthwise_pointwise(hidden, out_channels, pool, nn.ReLU6))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.conv(x)  # (batch, out, time / pool, freq / pool)
