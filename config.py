@@ -6,6 +6,7 @@ double underscore). Code takes a `Settings` argument and never reads `os.environ
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from pydantic import Field
@@ -35,6 +36,15 @@ class Settings(BaseSettings):
     min_clip_s: float = Field(1.0, gt=0, description="Shorter sounds are zero-padded to this length.")
     pad_step_s: float = Field(
         1.0, gt=0, description="Short clips are zero-padded to a multiple of this, so similar lengths share a batch."
+    )
+    workers: int = Field(
+        default_factory=lambda: max(1, min(4, (os.cpu_count() or 2) - 1)),
+        ge=0,
+        le=64,
+        description="Decoding processes during ingest (0: decode in the main process); default cores - 1, at most 4.",
+    )
+    max_duration_s: float = Field(
+        3 * 3600.0, gt=0, description="Longer files are indexed up to this length (bounds memory per file)."
     )
 
     @property

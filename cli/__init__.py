@@ -5,7 +5,9 @@ from __future__ import annotations
 import typer
 
 from .. import __version__
+from .index import index, reindex_command
 from .models import models_app
+from .search import search
 from .tag import tag
 
 app = typer.Typer(
@@ -17,6 +19,9 @@ app = typer.Typer(
 )
 app.add_typer(models_app, name="models")
 app.command()(tag)
+app.command()(index)
+app.command()(search)
+app.command("reindex")(reindex_command)
 
 
 @app.command()

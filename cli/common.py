@@ -17,6 +17,13 @@ HomeOption = Annotated[
     Path | None,
     typer.Option("--home", help="Data home (models, database, indexes); default $SOUNDSEARCH_HOME or ~/.soundsearch."),
 ]
+DbOption = Annotated[
+    str | None,
+    typer.Option(
+        "--db",
+        help="Database URL (e.g. postgresql://user:pw@host/db); default $SOUNDSEARCH_DB or SQLite in the data home.",
+    ),
+]
 ModelOption = Annotated[
     str | None, typer.Option("--model", "-m", help="Encoder model (see `soundsearch models list`).")
 ]

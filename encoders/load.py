@@ -30,6 +30,13 @@ def open_encoder(settings: Settings, model: str | None = None) -> Encoder:
     )
 
 
+def model_version(settings: Settings, model: str | None = None) -> str:
+    """What identifies the vectors a model makes: its name and the first 16 hex digits of its
+    checkpoint's sha256 (a re-released checkpoint under the same name is another version)."""
+    entry = get_entry(model or settings.model)
+    return f"{entry.name}@{open_store(settings).sha256(entry.asset)[:16]}"
+
+
 def open_vocabulary(settings: Settings) -> AudioSetVocabulary:
     """AudioSet labels (and the ontology when installed) from the store."""
     labels, ontology = open_store(settings).labels_paths()

@@ -99,6 +99,10 @@ class ModelStore:
         ontology = self.path(ONTOLOGY)
         return self.require(LABELS), ontology if ontology.is_file() else None
 
+    def sha256(self, asset: Asset) -> str:
+        """The installed file's sha256: published or pinned when known, otherwise computed."""
+        return asset.sha256 or self._pins().get(asset.name) or file_digest(self.require(asset), "sha256")
+
     # -- checking ---------------------------------------------------------------------------------
     def check_file(self, asset: Asset, path: Path) -> None:
         """Raise `ChecksumError` unless `path` is the asset's content (size, then published checksum)."""

@@ -25,6 +25,7 @@ only a power cut can lose the last few, and the DB stays consistent even then.
 from __future__ import annotations
 
 import enum
+import uuid
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -168,6 +169,9 @@ class EmbeddingSpace(Base):
     model_name: Mapped[str] = mapped_column(String(100))
     model_version: Mapped[str] = mapped_column(String(128))  # version or weights checksum
     dim: Mapped[int]
+    # A new uid on every reset: index files are named by it, so an index built for another database or
+    # before a rebuild can never be mistaken for this space's (segment ids alone would collide).
+    uid: Mapped[str] = mapped_column(String(32), default=lambda: uuid.uuid4().hex)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
@@ -191,11 +195,15 @@ class RunStatus(str, enum.Enum):
 
 
 class IngestRun(Base):
-    """One `index` command: what it did, for the user and for spotting interrupted runs."""
+    """One library's pass of an `index` command: what it did, for the user and for spotting interrupted
+    runs (a "running" row whose process on this host is gone)."""
 
     __tablename__ = "ingest_runs"
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    library_id: Mapped[int | None] = mapped_column(ForeignKey("libraries.id", ondelete="SET NULL"))
+    host: Mapped[str] = mapped_column(String(255), default="")
+    pid: Mapped[int] = mapped_column(default=0)
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     status: Mapped[RunStatus] = mapped_column(
@@ -203,11 +211,30 @@ class IngestRun(Base):
         default=RunStatus.running,
     )
     seen: Mapped[int] = mapped_column(default=0)
-    indexed: Mapped[int] = mapped_column(default=0)
-    skipped: Mapped[int] = mapped_column(default=0)
+    indexed: Mapped[int] = mapped_column(default=0)  # new files
+    updated: Mapped[int] = mapped_column(default=0)  # changed content, re-encoded
+    moved: Mapped[int] = mapped_column(default=0)  # same content at a new path: vectors kept
+    unchanged: Mapped[int] = mapped_column(default=0)
     failed: Mapped[int] = mapped_column(default=0)
     removed: Mapped[int] = mapped_column(default=0)
+    audio_s: Mapped[float] = mapped_column(default=0.0)  # seconds of audio decoded and encoded
     error: Mapped[str | None] = mapped_column(Text)
+
+
+class IngestFailure(Base):
+    """A file that could not be indexed, with why. Kept so an unchanged bad file is reported again
+    without decoding it again, and retried as soon as its size or mtime changes."""
+
+    __tablename__ = "ingest_failures"
+    __table_args__ = (UniqueConstraint("library_id", "rel_path"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    library_id: Mapped[int] = mapped_column(ForeignKey("libraries.id", ondelete="CASCADE"))
+    rel_path: Mapped[str] = mapped_column(Text)
+    size: Mapped[int] = mapped_column(BigInteger)
+    mtime: Mapped[float]
+    reason: Mapped[str] = mapped_column(Text)
+    failed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 def make_engine(url: str | None, home: Path) -> Engine:
@@ -295,6 +322,7 @@ def reset_space(session: Session, space: EmbeddingSpace, model_name: str, model_
     """Give the space a new model and drop its old vectors: the first step of a reindex."""
     session.execute(delete(Embedding).where(Embedding.space_id == space.id))
     space.model_name, space.model_version, space.dim = model_name, model_version, dim
+    space.uid = uuid.uuid4().hex
     session.flush()
 
 

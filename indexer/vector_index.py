@@ -56,6 +56,7 @@ class IndexIdentity:
     model_name: str
     model_version: str
     dim: int
+    uid: str  # the space's uid in its database (`EmbeddingSpace.uid`): another DB or a rebuild differs
 
 
 class StaleIndexError(RuntimeError):
@@ -67,11 +68,13 @@ class Hits(NamedTuple):
     ids: np.ndarray  # (m,) int64 segment ids
 
 
-def manifest_path(home: Path, space: str) -> Path:
-    """Where the space's index lives: beside the DB, in the data home's `indexes` folder."""
-    if not _SPACE_NAME.match(space):
-        raise ValueError(f"space name {space!r} must be letters, digits, '-' or '_'")
-    return home / "indexes" / f"{space}.json"
+def manifest_path(home: Path, identity: IndexIdentity) -> Path:
+    """Where the space's index lives: beside the DB, in the data home's `indexes` folder, named by space
+    and uid so that two databases used from one data home keep separate indexes."""
+    for value in (identity.space, identity.uid):
+        if not _SPACE_NAME.match(value):
+            raise ValueError(f"space name and uid {value!r} must be letters, digits, '-' or '_'")
+    return home / "indexes" / f"{identity.space}-{identity.uid}.json"
 
 
 def ivf_nlist(n: int) -> int:
@@ -157,16 +160,25 @@ class VectorIndex:
             self.add(*fetch(missing))
         return len(missing), removed
 
-    def search(self, queries: np.ndarray, k: int) -> list[Hits]:
+    def search(self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None) -> list[Hits]:
         """The k nearest segments of each query row (a 1-D query counts as one row); fewer when the
-        index holds fewer vectors."""
+        index holds fewer vectors. With `allowed`, only those segment ids are candidates (a filter
+        applied inside FAISS; on IVF every list is probed so that no allowed vector is missed)."""
         if k < 1:
             raise ValueError(f"k must be at least 1, got {k}")
         q = self._normalised(np.atleast_2d(queries))
         with self._lock:
             if self.ntotal == 0:
                 return [Hits(np.empty(0, np.float32), np.empty(0, np.int64)) for _ in q]
-            scores, ids = self._searcher(k).search(q, k)
+            if allowed is None:
+                scores, ids = self._searcher(k).search(q, k)
+            else:
+                selector = faiss.IDSelectorBatch(np.ascontiguousarray(allowed, dtype=np.int64))
+                if isinstance(self._index, faiss.IndexIVF):
+                    params = faiss.SearchParametersIVF(sel=selector, nprobe=self._index.nlist)
+                else:
+                    params = faiss.SearchParameters(sel=selector)
+                scores, ids = self._index.search(q, k, params=params)
         return [Hits(s[i >= 0], i[i >= 0]) for s, i in zip(scores, ids, strict=True)]
 
     def save(self, manifest: Path) -> None:
@@ -201,7 +213,7 @@ class VectorIndex:
         hint = f"run `soundsearch reindex` to rebuild the {identity.space!r} index from the database"
         try:
             meta = json.loads(text)
-            saved = IndexIdentity(meta["space"], meta["model_name"], meta["model_version"], meta["dim"])
+            saved = IndexIdentity(meta["space"], meta["model_name"], meta["model_version"], meta["dim"], meta["uid"])
             file = manifest.parent / meta["file"]
             count, fmt = meta["count"], meta["format"]
         except (ValueError, KeyError, TypeError) as err:

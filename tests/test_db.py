@@ -250,7 +250,7 @@ def test_an_index_rebuilt_or_synced_from_the_db_matches_it(session: Session) -> 
     )
     session.commit()
 
-    identity = IndexIdentity(space.name, space.model_name, space.model_version, space.dim)
+    identity = IndexIdentity(space.name, space.model_name, space.model_version, space.dim, space.uid)
     rebuilt = VectorIndex(identity)
     rebuilt.rebuild(*load_vectors(session, space))
     np.testing.assert_array_equal(rebuilt.ids(), space_segment_ids(session, space))

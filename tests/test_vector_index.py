@@ -19,7 +19,7 @@ from soundsearch.indexer.vector_index import (
 )
 
 DIM = 32
-IDENTITY = IndexIdentity(space="audio", model_name="mn04", model_version="abc123", dim=DIM)
+IDENTITY = IndexIdentity(space="audio", model_name="mn04", model_version="abc123", dim=DIM, uid="u1")
 
 
 def random_vectors(n: int, rng: np.random.Generator, dim: int = DIM) -> np.ndarray:
@@ -101,7 +101,7 @@ def test_ivf_recall_at_10_against_exact() -> None:
     ids = np.arange(n, dtype=np.int64) * 3 + 1
     x = embedding_like(n, dim, rng)
     queries = x[rng.choice(n, 200, replace=False)] + 0.1 * x.std() * rng.standard_normal((200, dim)).astype(np.float32)
-    identity = IndexIdentity("audio", "mn04", "abc123", dim)
+    identity = IndexIdentity("audio", "mn04", "abc123", dim, "u1")
     exact, ivf = VectorIndex(identity), VectorIndex(identity, exact_max=5_000)
     exact.rebuild(ids, x)
     ivf.rebuild(ids, x)
@@ -127,7 +127,7 @@ def test_exact_index_becomes_ivf_past_the_threshold() -> None:
 @pytest.mark.parametrize("exact_max", [10_000, 500], ids=["exact", "ivf"])
 def test_save_then_load_gives_identical_results(tmp_path: Path, exact_max: int) -> None:
     index, ids, _ = filled(2_000, exact_max=exact_max)
-    path = manifest_path(tmp_path, "audio")
+    path = manifest_path(tmp_path, IDENTITY)
     index.save(path)
     index.remove(ids[:10])
     index.save(path)  # the second save replaces the first file
@@ -143,7 +143,7 @@ def test_save_then_load_gives_identical_results(tmp_path: Path, exact_max: int) 
 
 def test_a_crash_during_save_leaves_the_previous_index(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     index, ids, _ = filled(100)
-    path = manifest_path(tmp_path, "audio")
+    path = manifest_path(tmp_path, IDENTITY)
     index.save(path)
     index.remove(ids[:40])
 
@@ -166,19 +166,20 @@ def test_a_crash_during_save_leaves_the_previous_index(tmp_path: Path, monkeypat
 
 def test_load_refuses_an_index_of_another_model_or_size(tmp_path: Path) -> None:
     index, _, _ = filled(100)
-    path = manifest_path(tmp_path, "audio")
+    path = manifest_path(tmp_path, IDENTITY)
     index.save(path)
     for other in (
-        IndexIdentity("audio", "mn04", "def456", DIM),
-        IndexIdentity("audio", "panns", "abc123", DIM),
-        IndexIdentity("audio", "mn04", "abc123", DIM * 2),
+        IndexIdentity("audio", "mn04", "def456", DIM, "u1"),
+        IndexIdentity("audio", "panns", "abc123", DIM, "u1"),
+        IndexIdentity("audio", "mn04", "abc123", DIM * 2, "u1"),
+        IndexIdentity("audio", "mn04", "abc123", DIM, "u2"),
     ):
         with pytest.raises(StaleIndexError, match="soundsearch reindex"):
             VectorIndex.load(path, other)
 
 
 def test_load_detects_a_torn_or_missing_index(tmp_path: Path) -> None:
-    path = manifest_path(tmp_path, "audio")
+    path = manifest_path(tmp_path, IDENTITY)
     with pytest.raises(FileNotFoundError):
         VectorIndex.load(path, IDENTITY)
     index, _, _ = filled(100)
@@ -260,7 +261,8 @@ def test_searches_use_one_gpu_copy_until_the_index_changes(monkeypatch: pytest.M
         vector_index._gpu_resources.cache_clear()
 
 
-def test_manifest_path_is_beside_the_db() -> None:
-    assert manifest_path(Path("/data"), "audio") == Path("/data/indexes/audio.json")
-    with pytest.raises(ValueError):
-        manifest_path(Path("/data"), "../audio")
+def test_manifest_path_is_beside_the_db_and_named_by_space_uid() -> None:
+    assert manifest_path(Path("/data"), IDENTITY) == Path("/data/indexes/audio-u1.json")
+    for space, uid in (("../audio", "u1"), ("audio", "../u1")):
+        with pytest.raises(ValueError):
+            manifest_path(Path("/data"), IndexIdentity(space, "mn04", "abc123", DIM, uid))

@@ -1,0 +1,158 @@
+"""The `index` and `reindex` jobs as the CLI and the API run them: open the catalogue, hold the data
+home's writer lock, pick the model of the audio space, and index each library in turn."""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from ..config import Settings
+from ..encoders.encoder import Encoder
+from ..encoders.load import model_version, open_encoder
+from ..encoders.registry import get_entry
+from .catalog import LibraryError
+from .db import EmbeddingSpace, Library, create_schema, ensure_space, make_engine, reset_space, session_factory
+from .ingest import IngestOptions, IngestProgress, IngestReport, index_library
+from .lock import writer_lock
+from .spaces import AUDIO_SPACE, get_space, open_space_index, rebuild_space_index
+
+
+@dataclass
+class Catalog:
+    """The database of a data home (or of `settings.db`), with its schema in place."""
+
+    settings: Settings
+    engine: Engine
+    sessions: sessionmaker[Session]
+
+    @classmethod
+    def open(cls, settings: Settings) -> Catalog:
+        engine = make_engine(settings.db, settings.home)
+        create_schema(engine)
+        return cls(settings, engine, session_factory(engine))
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def space_model(self, name: str = AUDIO_SPACE) -> str | None:
+        """The model whose vectors fill the space, or None before the first index run."""
+        with self.sessions() as session:
+            space = get_space(session, name)
+            return space.model_name if space else None
+
+
+def index_paths(
+    settings: Settings,
+    roots: Sequence[Path],
+    library: str | None = None,
+    model: str | None = None,
+    options: IngestOptions | None = None,
+    progress: IngestProgress | None = None,
+    notify: Callable[[str], None] | None = None,
+) -> list[IngestReport]:
+    """Index each folder as a library. The model defaults to the one the audio space already holds
+    (so plain re-runs need no `--model`), else the settings' default. A different model than the
+    space's is refused (`SpaceMismatchError`) until `reindex --model` rebuilds the space."""
+    options = options or IngestOptions(workers=settings.workers)
+    if library is not None and len(roots) > 1:
+        raise ValueError("--library names one library: give one folder with it")
+    catalog = Catalog.open(settings)
+    try:
+        with writer_lock(settings.home):
+            model = model or catalog.space_model() or settings.model
+            entry = get_entry(model)
+            version = model_version(settings, entry.name)
+            with catalog.sessions() as session, session.begin():
+                space = ensure_space(session, AUDIO_SPACE, entry.name, version, entry.embedding_dim)
+            return _index_roots(
+                settings, catalog, space, entry.name, entry.sample_rate, roots, library, options, progress, notify
+            )
+    finally:
+        catalog.close()
+
+
+def _index_roots(
+    settings: Settings,
+    catalog: Catalog,
+    space: EmbeddingSpace,
+    model: str,
+    target_rate: int,
+    roots: Sequence[Path],
+    library: str | None,
+    options: IngestOptions,
+    progress: IngestProgress | None,
+    notify: Callable[[str], None] | None,
+) -> list[IngestReport]:
+    with catalog.sessions() as session:
+        space_index = open_space_index(settings.home, session, space, notify)
+    if space_index.repair and notify:
+        notify(f"{space.name} index {space_index.repair}")
+    encoder: Callable[[], Encoder] = functools.cache(lambda: open_encoder(settings, model))
+    reports = []
+    for root in roots:
+        try:
+            report = index_library(
+                settings, catalog.sessions, space, space_index, encoder, target_rate, root, library, options, progress
+            )
+        except LibraryError as exc:  # this folder cannot be a library; the others still go on
+            report = IngestReport(library or root.name, str(root), error=str(exc))
+        reports.append(report)
+    return reports
+
+
+@dataclass
+class ReindexReport:
+    space: str
+    model: str
+    vectors: int
+    seconds: float
+    reencoded: list[IngestReport]
+
+
+def reindex(
+    settings: Settings,
+    model: str | None = None,
+    options: IngestOptions | None = None,
+    progress: IngestProgress | None = None,
+    notify: Callable[[str], None] | None = None,
+) -> ReindexReport:
+    """Rebuild the audio space's FAISS index from the vectors in the DB. With a model other than the
+    space's, first drop the old vectors and re-encode every library with the new model."""
+    started = time.monotonic()
+    catalog = Catalog.open(settings)
+    try:
+        with writer_lock(settings.home):
+            current = catalog.space_model()
+            reports: list[IngestReport] = []
+            if model is not None and model != current:
+                entry = get_entry(model)
+                version = model_version(settings, entry.name)
+                with catalog.sessions() as session, session.begin():
+                    space = get_space(session, AUDIO_SPACE)
+                    if space is None:
+                        space = ensure_space(session, AUDIO_SPACE, entry.name, version, entry.embedding_dim)
+                    elif (space.model_name, space.model_version) != (entry.name, version):
+                        reset_space(session, space, entry.name, version, entry.embedding_dim)
+                    roots = [(lib.root, lib.name) for lib in session.scalars(select(Library).order_by(Library.id))]
+                options = options or IngestOptions(workers=settings.workers)
+                for root, name in roots:
+                    reports += _index_roots(
+                        settings, catalog, space, entry.name, entry.sample_rate, [Path(root)], name, options,
+                        progress, notify,
+                    )  # fmt: skip
+            with catalog.sessions() as session:
+                space = get_space(session, AUDIO_SPACE)
+                if space is None:
+                    raise LookupError("nothing is indexed yet: run `soundsearch index FOLDER` first")
+                rebuilt = rebuild_space_index(settings.home, session, space)
+            return ReindexReport(
+                space.name, space.model_name, rebuilt.index.ntotal, time.monotonic() - started, reports
+            )
+    finally:
+        catalog.close()

@@ -1,0 +1,111 @@
+"""Embedding spaces and their FAISS indexes, opened consistent with the database.
+
+A saved index is a cache: on open it is checked against the DB (same count and same largest segment id
+means same content, because segment ids only grow and are never reused) and repaired with
+`VectorIndex.sync` when it missed writes, or rebuilt from the stored vectors when it is missing,
+damaged or belongs to another model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from .db import Embedding, EmbeddingSpace, load_vectors, space_segment_ids
+from .vector_index import IndexIdentity, StaleIndexError, VectorIndex, manifest_path
+
+#: The space of the encoder's segment embeddings (query by example).
+AUDIO_SPACE = "audio"
+
+
+def index_identity(space: EmbeddingSpace) -> IndexIdentity:
+    return IndexIdentity(space.name, space.model_name, space.model_version, space.dim, space.uid)
+
+
+def get_space(session: Session, name: str) -> EmbeddingSpace | None:
+    return session.scalar(select(EmbeddingSpace).where(EmbeddingSpace.name == name))
+
+
+@dataclass
+class SpaceIndex:
+    """A space's index and where it is saved."""
+
+    space: EmbeddingSpace
+    index: VectorIndex
+    manifest: Path
+    repair: str | None = None  # what opening it had to do, for the user ("rebuilt ...", "synced ...")
+
+    def save(self) -> None:
+        self.index.save(self.manifest)
+
+
+def open_space_index(
+    home: Path, session: Session, space: EmbeddingSpace, notify: Callable[[str], None] | None = None
+) -> SpaceIndex:
+    """The space's index, loaded and made to match the DB; saved again when it had to be repaired."""
+    identity = index_identity(space)
+    manifest = manifest_path(home, identity)
+    count = _db_count_and_top(session, space)[0]
+    try:
+        index = VectorIndex.load(manifest, identity)
+    except (FileNotFoundError, StaleIndexError) as exc:
+        reason = "no saved index" if isinstance(exc, FileNotFoundError) else str(exc)
+        index = VectorIndex(identity)
+        if count:
+            if notify:
+                notify(f"rebuilding the {space.name!r} index from {count} stored vectors ({reason})")
+            index.rebuild(*load_vectors(session, space))
+            result = SpaceIndex(space, index, manifest, f"rebuilt from {count} stored vectors")
+            result.save()
+            return result
+        return SpaceIndex(space, index, manifest)
+    if matches_db(session, space, index):
+        return SpaceIndex(space, index, manifest)
+    added, removed = index.sync(
+        space_segment_ids(session, space), lambda missing: load_vectors(session, space, missing)
+    )
+    result = SpaceIndex(space, index, manifest, f"synced with the database (+{added} / -{removed} vectors)")
+    result.save()
+    return result
+
+
+def matches_db(session: Session, space: EmbeddingSpace, index: VectorIndex) -> bool:
+    """Whether the index holds exactly the space's vectors in the DB: same count and same largest id
+    (ids only grow, so any write since the index was saved changes one of the two)."""
+    count, top = _db_count_and_top(session, space)
+    if index.ntotal != count:
+        return False
+    return count == 0 or int(index.ids()[-1]) == top
+
+
+def _db_count_and_top(session: Session, space: EmbeddingSpace) -> tuple[int, int | None]:
+    count, top = session.execute(
+        select(func.count(), func.max(Embedding.segment_id)).where(Embedding.space_id == space.id)
+    ).one()
+    return int(count), top
+
+
+def rebuild_space_index(home: Path, session: Session, space: EmbeddingSpace) -> SpaceIndex:
+    """Build the index afresh from every vector of the space stored in the DB (`soundsearch reindex`)."""
+    identity = index_identity(space)
+    index = VectorIndex(identity)
+    ids, vectors = load_vectors(session, space)
+    if len(ids):
+        index.rebuild(ids, vectors)
+    result = SpaceIndex(space, index, manifest_path(home, identity), f"rebuilt from {len(ids)} stored vectors")
+    result.save()
+    return result
+
+
+def segment_vectors(session: Session, space: EmbeddingSpace, segment_ids: np.ndarray) -> np.ndarray:
+    """Stored vectors of some segments, in the order given (ids without a vector are an error)."""
+    found, vectors = load_vectors(session, space, segment_ids)
+    if len(found) != len(np.unique(segment_ids)):
+        raise KeyError(f"segments without a vector in space {space.name!r}")
+    order = np.searchsorted(found, segment_ids)
+    return vectors[order]

@@ -1,0 +1,154 @@
+"""The two first-stage rankers: by vector similarity (query by example) and by tag probability (text).
+
+Both rank *sounds* by their best *segment*, both apply the same SQL filters, and both return at least
+`need` sounds when the library has them.
+
+Vector search over-fetches segments from FAISS (a long sound has many segments, and filters drop
+candidates), groups them by sound in SQL with the filters applied, and fetches four times more until
+enough sounds remain. When a filter keeps few sounds, growing the fetch would approach a scan of the
+whole index; then the allowed segment ids are read from SQL and FAISS searches only those.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ..indexer.db import Segment, SegmentTag, Sound, SoundTag
+from ..indexer.vector_index import VectorIndex
+from .filters import FilterPlan
+from .text_query import TextQuery
+
+#: Segments fetched per wanted sound on the first FAISS round, and the least fetched.
+FETCH_PER_RESULT = 8
+MIN_FETCH = 200
+#: Once a filtered over-fetch would pass this many segments, search only the allowed ones instead.
+ALLOWED_SWITCH = 20_000
+_CHUNK = 900
+
+
+@dataclass(frozen=True)
+class SoundHit:
+    """A sound, its score for one query kind, and its best segment."""
+
+    sound_id: int
+    score: float
+    segment_id: int
+    start: float
+    end: float
+
+
+def rank_by_vectors(
+    session: Session, index: VectorIndex, queries: np.ndarray, need: int, filters: FilterPlan
+) -> list[SoundHit]:
+    """Sounds by the best cosine similarity between any of their segments and any query row."""
+    total = index.ntotal
+    if total == 0:
+        return []
+    fetch = min(total, max(MIN_FETCH, need * FETCH_PER_RESULT))
+    while True:
+        ranked = _group_segments(session, _best_per_segment(index.search(queries, fetch)), filters)
+        if len(ranked) >= need or fetch >= total:
+            return ranked
+        if filters.clauses and fetch * 4 > ALLOWED_SWITCH:
+            allowed = np.fromiter(
+                session.scalars(
+                    select(Segment.id).join(Sound, Sound.id == Segment.sound_id).where(*filters.conditions)
+                ),
+                dtype=np.int64,
+            )
+            if len(allowed) == 0:
+                return []
+            k = min(len(allowed), max(MIN_FETCH, need * FETCH_PER_RESULT * 4))
+            hits = index.search(queries, k, allowed=allowed)
+            return _group_segments(session, _best_per_segment(hits), filters)
+        fetch = min(total, fetch * 4)
+
+
+def _best_per_segment(hits: Iterable) -> dict[int, float]:
+    best: dict[int, float] = {}
+    for h in hits:
+        for score, seg in zip(h.scores.tolist(), h.ids.tolist(), strict=True):
+            if score > best.get(seg, -np.inf):
+                best[seg] = score
+    return best
+
+
+def _group_segments(session: Session, seg_scores: dict[int, float], filters: FilterPlan) -> list[SoundHit]:
+    """Best segment per sound among the scored segments whose sound passes the filters."""
+    best: dict[int, SoundHit] = {}
+    ids = list(seg_scores)
+    for start in range(0, len(ids), _CHUNK):
+        rows = session.execute(
+            select(Segment.id, Segment.sound_id, Segment.start_s, Segment.end_s)
+            .join(Sound, Sound.id == Segment.sound_id)
+            .where(Segment.id.in_(ids[start : start + _CHUNK]), *filters.conditions)
+        )
+        for seg_id, sound_id, s, e in rows:
+            score = seg_scores[seg_id]
+            if sound_id not in best or score > best[sound_id].score:
+                best[sound_id] = SoundHit(sound_id, score, seg_id, s, e)
+    return sorted(best.values(), key=lambda h: (-h.score, h.sound_id))
+
+
+def rank_by_text(session: Session, query: TextQuery, need: int, filters: FilterPlan) -> list[SoundHit]:
+    """Sounds by `query.score` of their stored tag probabilities; the best segment is the one whose own
+    tags score highest."""
+    labels = query.labels
+    if not labels:
+        return []
+    per_label = max(50, 3 * need)
+    candidates: set[int] = set()
+    for label in labels:
+        candidates.update(
+            session.scalars(
+                select(SoundTag.sound_id)
+                .join(Sound, Sound.id == SoundTag.sound_id)
+                .where(SoundTag.label == label, *filters.conditions)
+                .order_by(SoundTag.score.desc())
+                .limit(per_label)
+            )
+        )
+    tags = _tag_maps(session, SoundTag.sound_id, SoundTag, candidates, labels)
+    scored = sorted(
+        ((query.score(t), sid) for sid, t in tags.items() if query.score(t) > 0), key=lambda x: (-x[0], x[1])
+    )[:need]
+    segments = _best_text_segments(session, query, [sid for _, sid in scored], labels)
+    return [SoundHit(sid, score, *segments[sid]) for score, sid in scored]
+
+
+def _tag_maps(session: Session, key, table, ids: Iterable[int], labels: list[int]) -> dict[int, dict[int, float]]:
+    """{id: {label: score}} for the given sound or segment ids, restricted to `labels`."""
+    out: dict[int, dict[int, float]] = defaultdict(dict)
+    id_list = sorted(ids)
+    for start in range(0, len(id_list), _CHUNK):
+        rows = session.execute(
+            select(key, table.label, table.score).where(
+                key.in_(id_list[start : start + _CHUNK]), table.label.in_(labels)
+            )
+        )
+        for item, label, score in rows:
+            out[item][label] = score
+    return out
+
+
+def _best_text_segments(
+    session: Session, query: TextQuery, sound_ids: list[int], labels: list[int]
+) -> dict[int, tuple[int, float, float]]:
+    """(segment id, start, end) of each sound's segment that the query scores highest."""
+    segs: dict[int, list[tuple[int, float, float]]] = defaultdict(list)
+    for start in range(0, len(sound_ids), _CHUNK):
+        rows = session.execute(
+            select(Segment.id, Segment.sound_id, Segment.start_s, Segment.end_s)
+            .where(Segment.sound_id.in_(sound_ids[start : start + _CHUNK]))
+            .order_by(Segment.sound_id, Segment.position)
+        )
+        for seg_id, sound_id, s, e in rows:
+            segs[sound_id].append((seg_id, s, e))
+    seg_tags = _tag_maps(session, SegmentTag.segment_id, SegmentTag, [s[0] for v in segs.values() for s in v], labels)
+    return {sid: max(options, key=lambda seg: query.score(seg_tags.get(seg[0], {}))) for sid, options in segs.items()}
