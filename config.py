@@ -43,6 +43,13 @@ class Settings(BaseSettings):
         le=64,
         description="Decoding processes during ingest (0: decode in the main process); default cores - 1, at most 4.",
     )
+    example_tag_weight: float = Field(
+        0.8,
+        ge=0,
+        le=1,
+        description="Query by example: weight of 'what it is' (ontology-propagated tags) against 'how it sounds' "
+        "(the embedding); see encoders/example_vector.py.",
+    )
     max_duration_s: float = Field(
         3 * 3600.0, gt=0, description="Longer files are indexed up to this length (bounds memory per file)."
     )

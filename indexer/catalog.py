@@ -75,7 +75,7 @@ class SoundRecord:
     description: str | None
     starts: np.ndarray  # (segments,) seconds
     ends: np.ndarray
-    embeddings: np.ndarray  # (segments, dim)
+    vectors: np.ndarray  # (segments, dim) in the space's terms (see `encoders.example_vector`)
     tags: np.ndarray  # (segments, classes) probabilities
 
 
@@ -202,7 +202,7 @@ def write_sound(
         insert(Embedding),
         [
             {"space_id": space.id, "segment_id": int(seg_id), "vector": pack_vector(vec)}
-            for seg_id, vec in zip(new_ids, record.embeddings, strict=True)
+            for seg_id, vec in zip(new_ids, record.vectors, strict=True)
         ],
     )
     session.execute(

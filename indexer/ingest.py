@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from ..config import Settings
 from ..encoders.encoder import EncodedAudio, Encoder
+from ..encoders.example_vector import ExampleVectors
 from .catalog import (
     FailureState,
     LibraryError,
@@ -155,12 +156,14 @@ class LibraryIngest:
         library_id: int,
         space: EmbeddingSpace,
         space_index: SpaceIndex,
+        vectors: ExampleVectors,
         plan: LibraryPlan,
         state: dict[str, SoundState],
         report: IngestReport,
         progress: IngestProgress | None,
     ) -> None:
         self.sessions, self.library_id, self.space, self.space_index = sessions, library_id, space, space_index
+        self.vectors = vectors
         self.plan, self.state, self.report, self.progress = plan, state, report, progress
         self.gone_by_hash: dict[str, list[str]] = defaultdict(list)
         for rel, st in plan.gone.items():
@@ -232,6 +235,7 @@ class LibraryIngest:
     def _write(self, d: Decoded, enc: EncodedAudio) -> None:
         rel = d.job.rel_path
         old = self.state.get(rel)
+        vectors = self.vectors(enc.embeddings, enc.tags)
         record = SoundRecord(
             rel_path=rel,
             size=d.stamp.size,
@@ -245,7 +249,7 @@ class LibraryIngest:
             description=d.description,
             starts=enc.starts,
             ends=enc.ends,
-            embeddings=enc.embeddings,
+            vectors=vectors,
             tags=enc.tags,
         )
         with self.sessions() as session, session.begin():
@@ -254,7 +258,7 @@ class LibraryIngest:
         index = self.space_index.index
         if len(old_ids):
             index.remove(old_ids)
-        index.add(new_ids, enc.embeddings)
+        index.add(new_ids, vectors)
         (self.report.updated if old is not None else self.report.indexed).append(rel)
         if d.truncated:
             self.report.notes.append(f"{rel}: longer than the {d.job.max_seconds:.0f} s limit; indexed its beginning")
@@ -297,6 +301,7 @@ def index_library(
     space: EmbeddingSpace,
     space_index: SpaceIndex,
     encoder: Callable[[], Encoder],
+    vectors: ExampleVectors,
     target_rate: int,
     root: Path,
     name: str | None,
@@ -329,7 +334,7 @@ def index_library(
         _finish_run(sessions, run_id, report, RunStatus.finished)
         report.wall_s = time.monotonic() - started
         return report
-    work = LibraryIngest(sessions, library_id, space, space_index, plan, state, report, progress)
+    work = LibraryIngest(sessions, library_id, space, space_index, vectors, plan, state, report, progress)
     status, error = RunStatus.failed, None
     try:
         with DecodePool(options.workers) as pool:

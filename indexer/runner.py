@@ -14,7 +14,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from ..config import Settings
 from ..encoders.encoder import Encoder
-from ..encoders.load import model_version, open_encoder
+from ..encoders.example_vector import ExampleVectors
+from ..encoders.load import model_version, open_encoder, open_vocabulary
 from ..encoders.registry import get_entry
 from .catalog import LibraryError
 from .db import EmbeddingSpace, Library, create_schema, ensure_space, make_engine, reset_space, session_factory
@@ -47,6 +48,24 @@ class Catalog:
             return space.model_name if space else None
 
 
+@dataclass(frozen=True)
+class AudioSpaceSpec:
+    """What the audio space must hold for these settings: which model, which vectors, which size."""
+
+    model: str
+    version: str
+    dim: int
+    sample_rate: int
+    vectors: ExampleVectors
+
+
+def audio_space_spec(settings: Settings, model: str) -> AudioSpaceSpec:
+    entry = get_entry(model)
+    vectors = ExampleVectors(open_vocabulary(settings), settings.example_tag_weight)
+    version = f"{model_version(settings, entry.name)}+{vectors.recipe}"
+    return AudioSpaceSpec(entry.name, version, vectors.dim(entry.embedding_dim), entry.sample_rate, vectors)
+
+
 def index_paths(
     settings: Settings,
     roots: Sequence[Path],
@@ -57,22 +76,18 @@ def index_paths(
     notify: Callable[[str], None] | None = None,
 ) -> list[IngestReport]:
     """Index each folder as a library. The model defaults to the one the audio space already holds
-    (so plain re-runs need no `--model`), else the settings' default. A different model than the
-    space's is refused (`SpaceMismatchError`) until `reindex --model` rebuilds the space."""
+    (so plain re-runs need no `--model`), else the settings' default. A different model or vector
+    recipe than the space's is refused (`SpaceMismatchError`) until `reindex` rebuilds the space."""
     options = options or IngestOptions(workers=settings.workers)
     if library is not None and len(roots) > 1:
         raise ValueError("--library names one library: give one folder with it")
     catalog = Catalog.open(settings)
     try:
         with writer_lock(settings.home):
-            model = model or catalog.space_model() or settings.model
-            entry = get_entry(model)
-            version = model_version(settings, entry.name)
+            spec = audio_space_spec(settings, model or catalog.space_model() or settings.model)
             with catalog.sessions() as session, session.begin():
-                space = ensure_space(session, AUDIO_SPACE, entry.name, version, entry.embedding_dim)
-            return _index_roots(
-                settings, catalog, space, entry.name, entry.sample_rate, roots, library, options, progress, notify
-            )
+                space = ensure_space(session, AUDIO_SPACE, spec.model, spec.version, spec.dim)
+            return _index_roots(settings, catalog, space, spec, roots, library, options, progress, notify)
     finally:
         catalog.close()
 
@@ -81,8 +96,7 @@ def _index_roots(
     settings: Settings,
     catalog: Catalog,
     space: EmbeddingSpace,
-    model: str,
-    target_rate: int,
+    spec: AudioSpaceSpec,
     roots: Sequence[Path],
     library: str | None,
     options: IngestOptions,
@@ -93,13 +107,14 @@ def _index_roots(
         space_index = open_space_index(settings.home, session, space, notify)
     if space_index.repair and notify:
         notify(f"{space.name} index {space_index.repair}")
-    encoder: Callable[[], Encoder] = functools.cache(lambda: open_encoder(settings, model))
+    encoder: Callable[[], Encoder] = functools.cache(lambda: open_encoder(settings, spec.model))
     reports = []
     for root in roots:
         try:
             report = index_library(
-                settings, catalog.sessions, space, space_index, encoder, target_rate, root, library, options, progress
-            )
+                settings, catalog.sessions, space, space_index, encoder, spec.vectors, spec.sample_rate, root,
+                library, options, progress,
+            )  # fmt: skip
         except LibraryError as exc:  # this folder cannot be a library; the others still go on
             report = IngestReport(library or root.name, str(root), error=str(exc))
         reports.append(report)
@@ -122,34 +137,36 @@ def reindex(
     progress: IngestProgress | None = None,
     notify: Callable[[str], None] | None = None,
 ) -> ReindexReport:
-    """Rebuild the audio space's FAISS index from the vectors in the DB. With a model other than the
-    space's, first drop the old vectors and re-encode every library with the new model."""
+    """Rebuild the audio space's FAISS index from the vectors in the DB. When the space was made by
+    another model or vector recipe than asked (`--model`, or changed settings), first drop the old
+    vectors and re-encode every library with the new one."""
     started = time.monotonic()
     catalog = Catalog.open(settings)
     try:
         with writer_lock(settings.home):
             current = catalog.space_model()
+            if current is None and model is None:
+                raise LookupError("nothing is indexed yet: run `soundsearch index FOLDER` first")
+            spec = audio_space_spec(settings, model or current or settings.model)
+            with catalog.sessions() as session, session.begin():
+                space = get_space(session, AUDIO_SPACE)
+                stale = space is not None and (space.model_name, space.model_version, space.dim) != (
+                    spec.model, spec.version, spec.dim,
+                )  # fmt: skip
+                if space is None:
+                    space = ensure_space(session, AUDIO_SPACE, spec.model, spec.version, spec.dim)
+                elif stale:
+                    reset_space(session, space, spec.model, spec.version, spec.dim)
+                roots = [(lib.root, lib.name) for lib in session.scalars(select(Library).order_by(Library.id))]
             reports: list[IngestReport] = []
-            if model is not None and model != current:
-                entry = get_entry(model)
-                version = model_version(settings, entry.name)
-                with catalog.sessions() as session, session.begin():
-                    space = get_space(session, AUDIO_SPACE)
-                    if space is None:
-                        space = ensure_space(session, AUDIO_SPACE, entry.name, version, entry.embedding_dim)
-                    elif (space.model_name, space.model_version) != (entry.name, version):
-                        reset_space(session, space, entry.name, version, entry.embedding_dim)
-                    roots = [(lib.root, lib.name) for lib in session.scalars(select(Library).order_by(Library.id))]
+            if stale:
                 options = options or IngestOptions(workers=settings.workers)
                 for root, name in roots:
                     reports += _index_roots(
-                        settings, catalog, space, entry.name, entry.sample_rate, [Path(root)], name, options,
-                        progress, notify,
-                    )  # fmt: skip
+                        settings, catalog, space, spec, [Path(root)], name, options, progress, notify
+                    )
             with catalog.sessions() as session:
                 space = get_space(session, AUDIO_SPACE)
-                if space is None:
-                    raise LookupError("nothing is indexed yet: run `soundsearch index FOLDER` first")
                 rebuilt = rebuild_space_index(settings.home, session, space)
             return ReindexReport(
                 space.name, space.model_name, rebuilt.index.ntotal, time.monotonic() - started, reports

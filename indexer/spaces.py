@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from .db import Embedding, EmbeddingSpace, load_vectors, space_segment_ids
 from .vector_index import IndexIdentity, StaleIndexError, VectorIndex, manifest_path
 
-#: The space of the encoder's segment embeddings (query by example).
+#: The space of example vectors: embedding and ontology-propagated tags per segment (`encoders.example_vector`).
 AUDIO_SPACE = "audio"
 
 

@@ -20,6 +20,7 @@ from ..audio import load_audio
 from ..config import Settings
 from ..encoders.audioset import AudioSetVocabulary
 from ..encoders.encoder import Encoder
+from ..encoders.example_vector import ExampleVectors
 from ..encoders.load import open_encoder, open_vocabulary
 from ..indexer.db import Library, Segment, Sound, SoundTag
 from ..indexer.runner import Catalog
@@ -111,6 +112,19 @@ class SearchEngine:
             raise QueryError("nothing is indexed yet: run `soundsearch index FOLDER` first")
         return open_encoder(self.settings, model)
 
+    @functools.cached_property
+    def example_vectors(self) -> ExampleVectors:
+        """Query vectors made exactly like the library's (same model, same blend of tags and embedding)."""
+        vectors = ExampleVectors(self.vocab, self.settings.example_tag_weight)
+        with self.catalog.sessions() as session:
+            space = get_space(session, AUDIO_SPACE)
+        if space is not None and not space.model_version.endswith(vectors.recipe):
+            raise QueryError(
+                f"the index was built with other example-vector settings ({space.model_version}); "
+                "run `soundsearch reindex` to rebuild it with the current ones"
+            )
+        return vectors
+
     def space_index(self) -> SpaceIndex:
         """The audio space's index, re-checked against the DB on every call (cheap when unchanged), so a
         long-running service sees what `index` added meanwhile."""
@@ -182,7 +196,8 @@ class SearchEngine:
                 samples = samples[: int(MAX_QUERY_S * rate)]
             if len(samples) >= MAX_QUERY_S * rate:
                 notes.append(f"the query was cut to its first {MAX_QUERY_S:.0f} s")
-            vectors = self.encoder.encode(samples, rate).embeddings
+            encoded = self.encoder.encode(samples, rate)
+            vectors = self.example_vectors(encoded.embeddings, encoded.tags)
         else:
             return None
         timings["query_encode"] = _ms(t)

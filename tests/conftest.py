@@ -64,7 +64,7 @@ LIBRARY_FILES = {
     "animals/farm/horse.ogg": f"{GCOMPRIS}/explore_farm_animals/resource/animals/horse.ogg",
     "animals/farm/pig.ogg": f"{GCOMPRIS}/explore_farm_animals/resource/animals/pig.ogg",
     "weapons/sword-1.ogg": f"{WESNOTH}/sword-1.ogg",
-    "weapons/sword-2.ogg": f"{WESNOTH}/sword-2.ogg",
+    "weapons/mace.ogg": f"{WESNOTH}/mace.ogg",
     "weapons/axe.ogg": f"{WESNOTH}/axe.ogg",
     "weapons/explosion.ogg": f"{WESNOTH}/explosion.ogg",
     "weapons/hedgewars-explosion.ogg": f"{SFX}/hedgewars/Sounds/explosion.ogg",

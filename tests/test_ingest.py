@@ -181,15 +181,18 @@ def test_new_file_of_a_vanished_ones_size_is_offered_its_hash(monkeypatch: pytes
     assert hashes == {"new.wav": ("h1",), "other.wav": ()}
 
 
-def test_vectors_in_the_db_are_the_encoders(make_home, tmp_path: Path, mn04_encoder) -> None:
+def test_vectors_in_the_db_are_the_encoders_example_vectors(make_home, tmp_path: Path, mn04_encoder, vocab) -> None:
     from soundsearch.audio import load_audio
+    from soundsearch.encoders.example_vector import ExampleVectors
     from soundsearch.indexer.db import unpack_vectors
 
     lib = copy_library(tmp_path / "lib", SMALL)
     settings = settings_for(make_home())
     index_paths(settings, [lib])
     audio = load_audio(lib / "animals/farm/cow.ogg", target_rate=32000)
-    expected = mn04_encoder.encode(audio.samples, audio.sample_rate).embeddings
+    encoded = mn04_encoder.encode(audio.samples, audio.sample_rate)
+    expected = ExampleVectors(vocab, settings.example_tag_weight)(encoded.embeddings, encoded.tags)
+    assert expected.shape == (len(encoded.starts), 384 + 527)
     catalog = Catalog.open(settings)
     with catalog.sessions() as session:
         blobs = session.scalars(
@@ -201,3 +204,35 @@ def test_vectors_in_the_db_are_the_encoders(make_home, tmp_path: Path, mn04_enco
         ).all()
     catalog.close()
     np.testing.assert_allclose(unpack_vectors(blobs, expected.shape[1]), expected, rtol=1e-4, atol=1e-5)
+
+
+def test_postgresql_catalogue_ingest_rerun_and_search(make_home, tmp_path: Path) -> None:
+    """The same pipeline against a real PostgreSQL server (`scripts/postgres.sh`), not only SQLite."""
+    from soundsearch.indexer.db import Base, make_engine
+    from soundsearch.search.engine import SearchEngine, SearchRequest
+
+    url = os.environ.get("SOUNDSEARCH_TEST_PG_URL")
+    if not url:
+        pytest.skip('PostgreSQL tests need SOUNDSEARCH_TEST_PG_URL: run `eval "$(bash scripts/postgres.sh)"` first')
+    engine = make_engine(url, tmp_path)
+    Base.metadata.drop_all(engine)
+    try:
+        lib = copy_library(tmp_path / "lib", SMALL)
+        settings = settings_for(make_home(), db=url, workers=1)
+        (first,) = index_paths(settings, [lib])
+        assert len(first.indexed) == 4 and not first.failed
+        (lib / "weapons/explosion.ogg").unlink()
+        (second,) = index_paths(settings, [lib])
+        assert second.unchanged == 3 and second.removed == ["weapons/explosion.ogg"]
+        assert sorted(catalogue(settings)) == sorted(set(SMALL) - {"weapons/explosion.ogg"})
+        search = SearchEngine(settings)
+        try:
+            top = search.search(SearchRequest(text="dog", k=1)).results[0]
+            like = search.search(SearchRequest(audio=lib / "weapons/sword-1.ogg", k=1)).results[0]
+        finally:
+            search.close()
+        assert top.rel_path == "animals/LRBark_1_LA_cut.ogg"
+        assert like.rel_path == "weapons/sword-1.ogg" and like.score == pytest.approx(1.0, abs=1e-4)
+    finally:
+        Base.metadata.drop_all(engine)
+        engine.dispose()
