@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The main job on a fresh machine: set up, get the default model, and run soundsearch on a folder of
-# sounds. Usage: bash scripts/quickstart.sh FOLDER
+# The main job on a fresh machine: set up, get the default model, index a folder of sounds and search
+# it. Usage: bash scripts/quickstart.sh FOLDER
 # Offline machines: SOUNDSEARCH_IMPORT_FROM=DIR imports official model files from DIR instead of
 # downloading them (e.g. a copy of a model folder made on a machine with internet).
 set -euo pipefail
@@ -15,5 +15,7 @@ if [ -n "$import_from" ]; then
 else
     "$ss" models pull mn04
 fi
-# Until ingest and the web UI land: tag every sound in the folder.
-"$ss" tag "$folder" --top-k 3
+# Index the folder (re-running later only looks at what changed), then show a first search.
+"$ss" index "$folder" || echo "some files could not be indexed (listed above); the others are searchable" >&2
+"$ss" search --text "dog barking" -k 5
+echo "search by example with: $ss search --audio SOME_SOUND.wav   (see README.md, Searching)"
