@@ -71,6 +71,24 @@ IRREGULAR_PLURALS = {
     "leaves": "leaf",
     "calves": "calf",
 }
+#: Everyday words that no AudioSet display name contains ("cow" is only "Cattle, bovinae"), added as
+#: synonyms of the class a user typing them means.
+EXTRA_SYNONYMS = {
+    "Cattle, bovinae": "cow, bull, ox",
+    "Dog": "puppy, hound, doggy",
+    "Cat": "kitten, kitty",
+    "Horse": "pony, stallion, mare",
+    "Pig": "piglet, hog, swine",
+    "Sheep": "lamb, ewe",
+    "Chicken, rooster": "hen, chick",
+    "Gunshot, gunfire": "gun, rifle, pistol",
+    "Police car (siren)": "police",
+    "Explosion": "blast, detonation",
+    "Shatter": "smash",
+    "Car": "automobile",
+    "Laughter": "laugh",
+    "Speech": "talk, talking, spoken",
+}
 FILLER = ("sound", "effect")  # stems of a query phrase that is filler unless it is the whole query
 LEVEL_DECAY = 0.9
 TYPO_CUTOFF = 0.8
@@ -247,7 +265,7 @@ class TextQueryParser:
         named += [(mid, cat.name) for mid, cat in vocab.ontology.items() if mid not in vocab.index_of_mid]
         for mid, name in named:
             if weights := self._weights(mid):
-                self._add_node(_Node(vocab.index_of_mid.get(mid), name, weights))
+                self._add_node(_Node(vocab.index_of_mid.get(mid), name, weights), EXTRA_SYNONYMS.get(name))
         self._known_stems = {
             stem(p)
             for cat in vocab.ontology.values()
@@ -267,8 +285,9 @@ class TextQueryParser:
                     queue.append(child)
         return {self.vocab.index_of_mid[m]: LEVEL_DECAY**d for m, d in depth.items() if m in self.vocab.index_of_mid}
 
-    def _add_node(self, node: _Node) -> None:
-        for n, (text, qualifier) in enumerate(_split_synonyms(node.name)):
+    def _add_node(self, node: _Node, extra: str | None = None) -> None:
+        names = node.name if extra is None else f"{node.name}, {extra}"
+        for n, (text, qualifier) in enumerate(_split_synonyms(names)):
             required = _required(text)
             if not required:  # "etc."
                 continue

@@ -151,3 +151,14 @@ def test_parse_is_fast(parser: TextQueryParser) -> None:
     for n in range(1000):
         parser.parse(queries[n % len(queries)])
     assert time.perf_counter() - start < 1.0
+
+
+def test_everyday_words_name_the_class_a_user_means(vocab) -> None:
+    from soundsearch.search.text_query import EXTRA_SYNONYMS
+
+    assert set(EXTRA_SYNONYMS) <= set(vocab.names)  # every extra belongs to a real class
+    parser = TextQueryParser(vocab)
+    for text, name in (("cow", "Cattle, bovinae"), ("cows mooing", "Cattle, bovinae"), ("kitten", "Cat"),
+                       ("police", "Police car (siren)"), ("rifle shots", "Gunshot, gunfire")):  # fmt: skip
+        names = [c.name for c in parser.parse(text).concepts]
+        assert name in names, (text, names)
