@@ -18,6 +18,7 @@ from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from .db import (
+    ID_CHUNK,
     Embedding,
     EmbeddingSpace,
     IngestFailure,
@@ -34,7 +35,6 @@ from .db import (
 
 TAG_TOP = 32
 TAG_MIN_SCORE = 0.01
-_CHUNK = 900
 
 
 class LibraryError(ValueError):
@@ -220,8 +220,8 @@ def remove_sounds(session: Session, sound_ids: Iterable[int]) -> np.ndarray:
     """Delete sounds (their segments, tags and vectors go with them); returns the dropped segment ids."""
     ids = sorted(sound_ids)
     dropped: list[int] = []
-    for start in range(0, len(ids), _CHUNK):
-        chunk = ids[start : start + _CHUNK]
+    for start in range(0, len(ids), ID_CHUNK):
+        chunk = ids[start : start + ID_CHUNK]
         dropped += session.scalars(select(Segment.id).where(Segment.sound_id.in_(chunk)))
         session.execute(delete(Sound).where(Sound.id.in_(chunk)))
     return np.array(dropped, dtype=np.int64)
@@ -240,10 +240,10 @@ def record_failure(session: Session, library_id: int, rel_path: str, size: int, 
 def forget_failures(session: Session, library_id: int, rel_paths: Iterable[str]) -> None:
     """Drop failure records of files that are gone from disk."""
     paths = sorted(rel_paths)
-    for start in range(0, len(paths), _CHUNK):
+    for start in range(0, len(paths), ID_CHUNK):
         session.execute(
             delete(IngestFailure).where(
-                IngestFailure.library_id == library_id, IngestFailure.rel_path.in_(paths[start : start + _CHUNK])
+                IngestFailure.library_id == library_id, IngestFailure.rel_path.in_(paths[start : start + ID_CHUNK])
             )
         )
 

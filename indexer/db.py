@@ -61,7 +61,7 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 #: Vectors are stored as little-endian float32, so a DB file reads the same on every machine.
 VECTOR_DTYPE = np.dtype("<f4")
 #: Ids per `IN (...)` list: below SQLite's and PostgreSQL's bound-parameter limits.
-_ID_CHUNK = 900
+ID_CHUNK = 900
 
 #: Segment ids are FAISS ids (int64). SQLite only auto-increments an INTEGER PRIMARY KEY, hence the variant.
 SegmentId = BigInteger().with_variant(Integer(), "sqlite")
@@ -345,8 +345,8 @@ def load_vectors(
     else:
         wanted = sorted({int(i) for i in ids})
         rows = []
-        for start in range(0, len(wanted), _ID_CHUNK):
-            chunk = wanted[start : start + _ID_CHUNK]
+        for start in range(0, len(wanted), ID_CHUNK):
+            chunk = wanted[start : start + ID_CHUNK]
             rows += session.execute(query.where(Embedding.segment_id.in_(chunk)).order_by(Embedding.segment_id))
     found = np.fromiter((row[0] for row in rows), dtype=np.int64, count=len(rows))
     return found, unpack_vectors([row[1] for row in rows], space.dim)

@@ -19,7 +19,7 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ..indexer.db import Segment, SegmentTag, Sound, SoundTag
+from ..indexer.db import ID_CHUNK, Segment, SegmentTag, Sound, SoundTag
 from ..indexer.vector_index import VectorIndex
 from .filters import FilterPlan
 from .text_query import TextQuery
@@ -29,7 +29,6 @@ FETCH_PER_RESULT = 8
 MIN_FETCH = 200
 #: Once a filtered over-fetch would pass this many segments, search only the allowed ones instead.
 ALLOWED_SWITCH = 20_000
-_CHUNK = 900
 
 
 @dataclass(frozen=True)
@@ -83,11 +82,11 @@ def _group_segments(session: Session, seg_scores: dict[int, float], filters: Fil
     """Best segment per sound among the scored segments whose sound passes the filters."""
     best: dict[int, SoundHit] = {}
     ids = list(seg_scores)
-    for start in range(0, len(ids), _CHUNK):
+    for start in range(0, len(ids), ID_CHUNK):
         rows = session.execute(
             select(Segment.id, Segment.sound_id, Segment.start_s, Segment.end_s)
             .join(Sound, Sound.id == Segment.sound_id)
-            .where(Segment.id.in_(ids[start : start + _CHUNK]), *filters.conditions)
+            .where(Segment.id.in_(ids[start : start + ID_CHUNK]), *filters.conditions)
         )
         for seg_id, sound_id, s, e in rows:
             score = seg_scores[seg_id]
@@ -126,10 +125,10 @@ def _tag_maps(session: Session, key, table, ids: Iterable[int], labels: list[int
     """{id: {label: score}} for the given sound or segment ids, restricted to `labels`."""
     out: dict[int, dict[int, float]] = defaultdict(dict)
     id_list = sorted(ids)
-    for start in range(0, len(id_list), _CHUNK):
+    for start in range(0, len(id_list), ID_CHUNK):
         rows = session.execute(
             select(key, table.label, table.score).where(
-                key.in_(id_list[start : start + _CHUNK]), table.label.in_(labels)
+                key.in_(id_list[start : start + ID_CHUNK]), table.label.in_(labels)
             )
         )
         for item, label, score in rows:
@@ -142,10 +141,10 @@ def _best_text_segments(
 ) -> dict[int, tuple[int, float, float]]:
     """(segment id, start, end) of each sound's segment that the query scores highest."""
     segs: dict[int, list[tuple[int, float, float]]] = defaultdict(list)
-    for start in range(0, len(sound_ids), _CHUNK):
+    for start in range(0, len(sound_ids), ID_CHUNK):
         rows = session.execute(
             select(Segment.id, Segment.sound_id, Segment.start_s, Segment.end_s)
-            .where(Segment.sound_id.in_(sound_ids[start : start + _CHUNK]))
+            .where(Segment.sound_id.in_(sound_ids[start : start + ID_CHUNK]))
             .order_by(Segment.sound_id, Segment.position)
         )
         for seg_id, sound_id, s, e in rows:
