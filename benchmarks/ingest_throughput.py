@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -128,6 +129,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--skip-kill", action="store_true")
+    parser.add_argument("--keep-home", type=Path, help="Copy the clean run's data home here, to search it afterwards.")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         parent = Path(tmp)
@@ -135,6 +137,8 @@ def main() -> None:
         first = run_index(home, args.library, args.workers, args.threads)
         rerun = run_index(home, args.library, args.workers, args.threads)
         clean = catalogue_counts(home)
+        if args.keep_home:
+            shutil.copytree(home, args.keep_home, symlinks=True, dirs_exist_ok=True)
         ceiling = encoder_ceiling(args.library, args.threads)
         total = sum(first["counts"].values())
         killed = None if args.skip_kill else kill_and_resume(parent, args.library, args.workers, args.threads, total)

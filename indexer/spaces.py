@@ -45,9 +45,14 @@ class SpaceIndex:
 
 
 def open_space_index(
-    home: Path, session: Session, space: EmbeddingSpace, notify: Callable[[str], None] | None = None
+    home: Path,
+    session: Session,
+    space: EmbeddingSpace,
+    notify: Callable[[str], None] | None = None,
+    persist: bool = True,
 ) -> SpaceIndex:
-    """The space's index, loaded and made to match the DB; saved again when it had to be repaired."""
+    """The space's index, loaded and made to match the DB; saved again when it had to be repaired, unless
+    `persist` is False (readers such as search must not write: only the holder of the writer lock does)."""
     identity = index_identity(space)
     manifest = manifest_path(home, identity)
     count = _db_count_and_top(session, space)[0]
@@ -61,7 +66,8 @@ def open_space_index(
                 notify(f"rebuilding the {space.name!r} index from {count} stored vectors ({reason})")
             index.rebuild(*load_vectors(session, space))
             result = SpaceIndex(space, index, manifest, f"rebuilt from {count} stored vectors")
-            result.save()
+            if persist:
+                result.save()
             return result
         return SpaceIndex(space, index, manifest)
     if matches_db(session, space, index):
@@ -70,7 +76,8 @@ def open_space_index(
         space_segment_ids(session, space), lambda missing: load_vectors(session, space, missing)
     )
     result = SpaceIndex(space, index, manifest, f"synced with the database (+{added} / -{removed} vectors)")
-    result.save()
+    if persist:
+        result.save()
     return result
 
 
@@ -80,7 +87,7 @@ def matches_db(session: Session, space: EmbeddingSpace, index: VectorIndex) -> b
     count, top = _db_count_and_top(session, space)
     if index.ntotal != count:
         return False
-    return count == 0 or int(index.ids()[-1]) == top
+    return count == 0 or index.max_id() == top
 
 
 def _db_count_and_top(session: Session, space: EmbeddingSpace) -> tuple[int, int | None]:

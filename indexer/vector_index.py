@@ -116,6 +116,7 @@ class VectorIndex:
         self._gpu: faiss.Index | None = None  # search copy, dropped on every change
         self._lock = threading.Lock()
         self._save_lock = threading.Lock()
+        self._max_id: int | None = None  # cached; dropped on every change
 
     @property
     def ntotal(self) -> int:
@@ -131,6 +132,13 @@ class VectorIndex:
         with self._lock:
             return np.sort(self._ids())
 
+    def max_id(self) -> int | None:
+        """The largest segment id (None when empty); cached, since services compare it on every query."""
+        with self._lock:
+            if self._max_id is None and self.ntotal:
+                self._max_id = int(self._ids().max())
+            return self._max_id
+
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         """Insert vectors under their segment ids, replacing any already stored under those ids."""
         ids, x = self._checked(ids, vectors)
@@ -139,13 +147,13 @@ class VectorIndex:
             self._index.add_with_ids(x, ids)
             if self.kind == "exact" and self.ntotal > self.exact_max:
                 self._index = self._build(self._ids(), self._index.index.reconstruct_n(0, self.ntotal))
-            self._gpu = None
+            self._gpu = self._max_id = None
 
     def remove(self, ids: np.ndarray) -> int:
         """Drop these segment ids (absent ones are ignored); returns how many were removed."""
         ids = np.ascontiguousarray(ids, dtype=np.int64)
         with self._lock:
-            self._gpu = None
+            self._gpu = self._max_id = None
             return int(self._index.remove_ids(ids))
 
     def rebuild(self, ids: np.ndarray, vectors: np.ndarray) -> None:
@@ -153,7 +161,7 @@ class VectorIndex:
         ids, x = self._checked(ids, vectors)
         index = self._build(ids, x)
         with self._lock:
-            self._index, self._gpu = index, None
+            self._index, self._gpu, self._max_id = index, None, None
 
     def sync(self, db_ids: np.ndarray, fetch: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]) -> tuple[int, int]:
         """Make the index hold exactly `db_ids`: remove the others, and add the missing ones with the

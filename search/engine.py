@@ -134,7 +134,7 @@ class SearchEngine:
                 raise QueryError("nothing is indexed yet: run `soundsearch index FOLDER` first")
             current = self._index
             if current is None or current.space.uid != space.uid or not matches_db(session, space, current.index):
-                self._index = open_space_index(self.settings.home, session, space)
+                self._index = open_space_index(self.settings.home, session, space, persist=False)
             return self._index
 
     def search(self, request: SearchRequest) -> SearchResponse:

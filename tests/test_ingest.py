@@ -236,3 +236,20 @@ def test_postgresql_catalogue_ingest_rerun_and_search(make_home, tmp_path: Path)
     finally:
         Base.metadata.drop_all(engine)
         engine.dispose()
+
+
+def test_search_repairs_a_missing_index_in_memory_and_writes_nothing(make_home, tmp_path: Path) -> None:
+    from soundsearch.search.engine import SearchEngine, SearchRequest
+
+    lib = copy_library(tmp_path / "lib", SMALL)
+    settings = settings_for(make_home())
+    index_paths(settings, [lib])
+    for path in (settings.home / "indexes").iterdir():
+        path.unlink()
+    engine = SearchEngine(settings)
+    try:
+        top = engine.search(SearchRequest(audio=lib / "animals/farm/cow.ogg", k=1)).results[0]
+    finally:
+        engine.close()
+    assert top.rel_path == "animals/farm/cow.ogg"
+    assert not list((settings.home / "indexes").iterdir())  # only the writer (index/reindex) saves
