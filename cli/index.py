@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-from rich.table import Table
 
 from ..encoders.base import CheckpointError
 from ..encoders.registry import UnknownModelError
@@ -134,21 +134,17 @@ def _print_reports(reports: list[IngestReport], as_json: bool) -> None:
         return
     for r in reports:
         if r.error:
-            err.print(f"[bold red]error:[/] {r.root}: {r.error}")
+            err.print(f"[bold red]error:[/] {escape(r.root)}: {escape(r.error)}")
             continue
-        title = f"{r.library}  ({r.root})" + ("  [dry run: nothing written]" if r.dry_run else "")
-        table = Table(title=title, title_justify="left")
-        for name in ("indexed", "updated", "moved", "unchanged", "removed", "failed"):
-            table.add_column(name, justify="right")
-        table.add_column("audio", justify="right")
-        table.add_column("time", justify="right")
-        counts = r.counts()
+        counts = ", ".join(f"{n} {name}" for name, n in r.counts().items())
+        audio = f"{r.audio_s / 3600:.2f} h" if r.audio_s >= 360 else f"{r.audio_s / 60:.1f} min"
         speed = f" ({r.audio_s / r.wall_s:.0f}× realtime)" if r.audio_s and r.wall_s else ""
-        table.add_row(*(str(counts[c]) for c in counts), f"{r.audio_s / 3600:.2f} h", f"{r.wall_s:.1f} s{speed}")
-        out.print(table)
+        dry = "  (dry run: nothing written)" if r.dry_run else ""
+        out.print(f"[bold]{escape(r.library)}[/] ({escape(r.root)}){dry}\n  {counts}")
+        out.print(f"  {audio} of audio encoded in {r.wall_s:.1f} s{speed}")
         for note in r.notes:
-            out.print(f"  note: {note}")
+            out.print(f"  note: {escape(note)}")
         for rel, reason in r.failed[:SHOWN_FAILURES]:
-            err.print(f"  [red]failed:[/] {Path(r.root) / rel}: {reason}")
+            err.print(f"  [red]failed:[/] {escape(str(Path(r.root) / rel))}: {escape(reason)}")
         if len(r.failed) > SHOWN_FAILURES:
             err.print(f"  ... and {len(r.failed) - SHOWN_FAILURES} more failed files (all of them with --json)")
