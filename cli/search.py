@@ -62,7 +62,7 @@ def _print(response: SearchResponse) -> None:
         return
     table = Table(show_header=True, header_style="bold")
     for name, justify in (("#", "right"), ("score", "right"), ("path", "left"), ("segment", "right"), ("tags", "left")):
-        table.add_column(name, justify=justify)
+        table.add_column(name, justify=justify, overflow="fold")  # a path is never cut short
     for r in response.results:
         tags = ", ".join(f"{t.label} {t.score:.2f}" for t in r.tags[:3])
         table.add_row(str(r.rank), f"{r.score:.3f}", r.path, f"{r.start:.1f}–{r.end:.1f} s", tags)
