@@ -38,10 +38,11 @@ class Settings(BaseSettings):
         1.0, gt=0, description="Short clips are zero-padded to a multiple of this, so similar lengths share a batch."
     )
     workers: int = Field(
-        default_factory=lambda: max(1, min(4, (os.cpu_count() or 2) - 1)),
+        default_factory=lambda: max(1, min(4, os.cpu_count() or 1)),
         ge=0,
         le=64,
-        description="Decoding processes during ingest (0: decode in the main process); default cores - 1, at most 4.",
+        description="Decoding processes during ingest (0: decode in the main process); default one per core, "
+        "at most 4. The model gets the cores left over (at least one thread).",
     )
     example_tag_weight: float = Field(
         0.8,

@@ -52,14 +52,16 @@ def run_index(home: Path, library: Path, workers: int, threads: int) -> dict:
     env = {**os.environ, "SOUNDSEARCH_HOME": str(home), "SOUNDSEARCH_THREADS": str(threads)}
     cmd = [sys.executable, "-m", "soundsearch", "index", str(library), "--workers", str(workers), "--json"]
     started = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    peak = 0
-    root = psutil.Process(proc.pid)
-    while proc.poll() is None:
-        peak = max(peak, tree_rss(root))
-        time.sleep(0.05)
-    wall = time.perf_counter() - started
-    (report,) = json.loads(proc.stdout.read())
+    with tempfile.TemporaryFile("w+") as out:  # a file, not a pipe: the summary is larger than a pipe holds
+        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.DEVNULL, text=True)
+        peak = 0
+        root = psutil.Process(proc.pid)
+        while proc.poll() is None:
+            peak = max(peak, tree_rss(root))
+            time.sleep(0.05)
+        wall = time.perf_counter() - started
+        out.seek(0)
+        (report,) = json.loads(out.read())
     return {"wall_s": round(wall, 2), "peak_rss_mib": round(peak / 2**20), "counts": report["counts"],
             "audio_s": report["audio_s"], "failed": report["failed"]}  # fmt: skip
 

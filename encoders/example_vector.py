@@ -27,11 +27,14 @@ class ExampleVectors:
             raise ValueError(f"tag weight must be in [0, 1], got {tag_weight}")
         self.tag_weight = tag_weight
         self.classes = len(vocab)
-        # For each class, the tagger outputs at or below it in the ontology.
-        self._below = [
-            np.array(sorted(vocab.index_of_mid[d] for d in vocab.descendants(mid) if d in vocab.index_of_mid))
-            for mid in vocab.mids
+        # For each class, the tagger outputs at or below it in the ontology, laid end to end so that one
+        # `np.maximum.reduceat` propagates a whole batch (a loop over 527 classes cost 1.6 ms a call).
+        below = [
+            sorted(vocab.index_of_mid[d] for d in vocab.descendants(mid) if d in vocab.index_of_mid) or [i]
+            for i, mid in enumerate(vocab.mids)
         ]
+        self._flat = np.fromiter((j for b in below for j in b), dtype=np.int64)
+        self._starts = np.cumsum([0] + [len(b) for b in below[:-1]])
 
     def dim(self, embedding_dim: int) -> int:
         return embedding_dim + self.classes
@@ -43,7 +46,7 @@ class ExampleVectors:
 
     def propagate(self, tags: np.ndarray) -> np.ndarray:
         """(n, classes) probabilities where each class takes the max over its ontology subtree."""
-        return np.stack([tags[:, below].max(axis=1) for below in self._below], axis=1)
+        return np.maximum.reduceat(tags[:, self._flat], self._starts, axis=1)
 
     def __call__(self, embeddings: np.ndarray, tags: np.ndarray) -> np.ndarray:
         """(n, embedding_dim + classes) float32 example vectors of n segments."""

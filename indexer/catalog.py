@@ -29,6 +29,7 @@ from .db import (
     SegmentTag,
     Sound,
     SoundTag,
+    bump_generations,
     pack_vector,
     utcnow,
 )
@@ -208,6 +209,7 @@ def write_sound(
     session.execute(
         delete(IngestFailure).where(IngestFailure.library_id == library_id, IngestFailure.rel_path == record.rel_path)
     )
+    bump_generations(session)
     return sound_id, new_ids, old_ids
 
 
@@ -224,6 +226,8 @@ def remove_sounds(session: Session, sound_ids: Iterable[int]) -> np.ndarray:
         chunk = ids[start : start + ID_CHUNK]
         dropped += session.scalars(select(Segment.id).where(Segment.sound_id.in_(chunk)))
         session.execute(delete(Sound).where(Sound.id.in_(chunk)))
+    if ids:
+        bump_generations(session)
     return np.array(dropped, dtype=np.int64)
 
 

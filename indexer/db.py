@@ -49,7 +49,9 @@ from sqlalchemy import (
     create_engine,
     delete,
     event,
+    func,
     select,
+    update,
 )
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship, sessionmaker
@@ -60,6 +62,8 @@ SQLITE_FILE = "soundsearch.db"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 #: Vectors are stored as little-endian float32, so a DB file reads the same on every machine.
 VECTOR_DTYPE = np.dtype("<f4")
+#: Rows per chunk when reading all vectors of a space.
+STREAM_ROWS = 10_000
 #: Ids per `IN (...)` list: below SQLite's and PostgreSQL's bound-parameter limits.
 ID_CHUNK = 900
 
@@ -172,6 +176,9 @@ class EmbeddingSpace(Base):
     # A new uid on every reset: index files are named by it, so an index built for another database or
     # before a rebuild can never be mistaken for this space's (segment ids alone would collide).
     uid: Mapped[str] = mapped_column(String(32), default=lambda: uuid.uuid4().hex)
+    # Bumped by every transaction that adds or removes vectors; an index saved at the same generation
+    # holds exactly the DB's vectors, so services check freshness with one primary-key read.
+    generation: Mapped[int] = mapped_column(BigInteger, default=0)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
@@ -324,6 +331,16 @@ def reset_space(session: Session, space: EmbeddingSpace, model_name: str, model_
     space.model_name, space.model_version, space.dim = model_name, model_version, dim
     space.uid = uuid.uuid4().hex
     session.flush()
+    bump_generations(session)
+
+
+def bump_generations(session: Session) -> None:
+    """Mark every space's vectors as changed (deleting a segment drops its vectors in all spaces)."""
+    session.execute(update(EmbeddingSpace).values(generation=EmbeddingSpace.generation + 1))
+
+
+def space_generation(session: Session, space_id: int) -> int:
+    return int(session.scalar(select(EmbeddingSpace.generation).where(EmbeddingSpace.id == space_id)) or 0)
 
 
 def space_segment_ids(session: Session, space: EmbeddingSpace) -> np.ndarray:
@@ -341,7 +358,7 @@ def load_vectors(
     one up). Ids without a vector in the space are left out."""
     query = select(Embedding.segment_id, Embedding.vector).where(Embedding.space_id == space.id)
     if ids is None:
-        rows = list(session.execute(query.order_by(Embedding.segment_id)))
+        return _stream_vectors(session, space, query.order_by(Embedding.segment_id))
     else:
         wanted = sorted({int(i) for i in ids})
         rows = []
@@ -350,3 +367,20 @@ def load_vectors(
             rows += session.execute(query.where(Embedding.segment_id.in_(chunk)).order_by(Embedding.segment_id))
     found = np.fromiter((row[0] for row in rows), dtype=np.int64, count=len(rows))
     return found, unpack_vectors([row[1] for row in rows], space.dim)
+
+
+def _stream_vectors(session: Session, space: EmbeddingSpace, query: Any) -> tuple[np.ndarray, np.ndarray]:
+    """All of a space's vectors, read in chunks into one preallocated array: listing a million rows at
+    once held 3 GB at peak, and the allocator kept most of it after the index was built."""
+    expected = session.scalar(select(func.count()).select_from(Embedding).where(Embedding.space_id == space.id)) or 0
+    ids = np.empty(expected, dtype=np.int64)
+    vectors = np.empty((expected, space.dim), dtype=np.float32)
+    filled = 0
+    for part in session.execute(query.execution_options(yield_per=STREAM_ROWS)).partitions():
+        if filled + len(part) > len(ids):  # rows committed since the count (PostgreSQL, read committed)
+            ids = np.resize(ids, filled + len(part))
+            vectors = np.resize(vectors, (filled + len(part), space.dim))
+        ids[filled : filled + len(part)] = [row[0] for row in part]
+        vectors[filled : filled + len(part)] = unpack_vectors([row[1] for row in part], space.dim)
+        filled += len(part)
+    return ids[:filled], vectors[:filled]

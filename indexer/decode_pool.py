@@ -49,15 +49,15 @@ class DecodePool:
         """Nothing queued and nothing in flight."""
         return not (self._queue or self._suspects or self._inflight)
 
-    def poll(self, block: bool) -> list[DecodeResult]:
-        """Results of the jobs that have finished; with `block`, wait until at least one has (unless
-        the pool is done)."""
+    def poll(self, block: bool, timeout: float | None = None) -> list[DecodeResult]:
+        """Results of the jobs that have finished; with `block`, wait until at least one has (at most
+        `timeout` seconds when given; unless the pool is done)."""
         if self.workers == 0:  # decoding inline: one job per call, whether or not the caller would wait
             return [run_job(self._queue.popleft())] if self._queue else []
         self._fill()
         if not self._inflight:
             return []
-        finished, _ = wait(list(self._inflight), timeout=None if block else 0, return_when=FIRST_COMPLETED)
+        finished, _ = wait(list(self._inflight), timeout=timeout if block else 0, return_when=FIRST_COMPLETED)
         results: list[DecodeResult] = []
         crashed: list[DecodeJob] = []
         for future in finished:

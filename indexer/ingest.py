@@ -37,7 +37,7 @@ from .catalog import (
     start_run,
     write_sound,
 )
-from .db import EmbeddingSpace, IngestRun, RunStatus, utcnow
+from .db import EmbeddingSpace, IngestRun, RunStatus, space_generation, utcnow
 from .decode import Decoded, DecodeFailed, DecodeJob, DecodeResult
 from .decode_pool import DecodePool
 from .scan import scan_library
@@ -45,6 +45,8 @@ from .spaces import SpaceIndex
 
 #: Seconds between saves of the FAISS index during a run (it is also saved at the end).
 SAVE_EVERY_S = 30.0
+#: How long a part-filled batch waits for more decoded files: small batches cost the model per call.
+BATCH_WAIT_S = 0.05
 
 
 class IngestProgress(Protocol):
@@ -174,7 +176,8 @@ class LibraryIngest:
         pool.submit(self.plan.jobs)
         buffer: list[Decoded] = []
         while not pool.done or buffer:
-            results = pool.poll(block=not buffer)
+            # With a part-filled batch, wait a moment for more files rather than run the model on one.
+            results = pool.poll(block=True, timeout=BATCH_WAIT_S if buffer else None)
             for result in results:
                 decoded = self._handle(result, pool)
                 if decoded is not None:
@@ -254,11 +257,13 @@ class LibraryIngest:
         )
         with self.sessions() as session, session.begin():
             _, new_ids, old_ids = write_sound(session, self.library_id, self.space, record, old.id if old else None)
+            generation = space_generation(session, self.space.id)
         # After the commit (see `db`): the index follows the DB, never the other way round.
         index = self.space_index.index
         if len(old_ids):
             index.remove(old_ids)
         index.add(new_ids, vectors)
+        index.generation = generation
         (self.report.updated if old is not None else self.report.indexed).append(rel)
         if d.truncated:
             self.report.notes.append(f"{rel}: longer than the {d.job.max_seconds:.0f} s limit; indexed its beginning")
@@ -269,8 +274,10 @@ class LibraryIngest:
         with self.sessions() as session, session.begin():
             dropped = remove_sounds(session, [st.id for st in self.plan.gone.values()])
             forget_failures(session, self.library_id, self._failure_paths_gone(session))
+            generation = space_generation(session, self.space.id)
         if len(dropped):
             self.space_index.index.remove(dropped)
+            self.space_index.index.generation = generation
         self.report.removed = sorted(self.plan.gone)
 
     def _failure_paths_gone(self, session: Session) -> list[str]:

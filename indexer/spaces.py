@@ -16,7 +16,7 @@ import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from .db import Embedding, EmbeddingSpace, load_vectors, space_segment_ids
+from .db import Embedding, EmbeddingSpace, load_vectors, space_generation, space_segment_ids
 from .vector_index import IndexIdentity, StaleIndexError, VectorIndex, manifest_path
 
 #: The space of example vectors: embedding and ontology-propagated tags per segment (`encoders.example_vector`).
@@ -55,26 +55,23 @@ def open_space_index(
     `persist` is False (readers such as search must not write: only the holder of the writer lock does)."""
     identity = index_identity(space)
     manifest = manifest_path(home, identity)
-    count = _db_count_and_top(session, space)[0]
+    generation = space_generation(session, space.id)  # read first: a write after it only makes us re-check
     try:
         index = VectorIndex.load(manifest, identity)
     except (FileNotFoundError, StaleIndexError) as exc:
         reason = "no saved index" if isinstance(exc, FileNotFoundError) else str(exc)
-        index = VectorIndex(identity)
-        if count:
-            if notify:
-                notify(f"rebuilding the {space.name!r} index from {count} stored vectors ({reason})")
-            index.rebuild(*load_vectors(session, space))
-            result = SpaceIndex(space, index, manifest, f"rebuilt from {count} stored vectors")
-            if persist:
-                result.save()
-            return result
-        return SpaceIndex(space, index, manifest)
+        if notify:
+            notify(f"rebuilding the {space.name!r} index from the stored vectors ({reason})")
+        result = _rebuilt(home, session, space, generation)
+        if persist:
+            result.save()
+        return result
     if matches_db(session, space, index):
         return SpaceIndex(space, index, manifest)
     added, removed = index.sync(
         space_segment_ids(session, space), lambda missing: load_vectors(session, space, missing)
     )
+    index.generation = generation
     result = SpaceIndex(space, index, manifest, f"synced with the database (+{added} / -{removed} vectors)")
     if persist:
         result.save()
@@ -82,31 +79,36 @@ def open_space_index(
 
 
 def matches_db(session: Session, space: EmbeddingSpace, index: VectorIndex) -> bool:
-    """Whether the index holds exactly the space's vectors in the DB: same count and same largest id
-    (ids only grow, so any write since the index was saved changes one of the two)."""
-    count, top = _db_count_and_top(session, space)
-    if index.ntotal != count:
-        return False
-    return count == 0 or index.max_id() == top
-
-
-def _db_count_and_top(session: Session, space: EmbeddingSpace) -> tuple[int, int | None]:
+    """Whether the index holds exactly the space's vectors in the DB. Fast path: the index was made at
+    the DB's current generation (one primary-key read). Otherwise compare count and largest id (ids only
+    grow, so any write since changes one of the two; the count scans an index, ~50 ms at 1 M vectors)."""
+    generation = space_generation(session, space.id)
+    if index.generation == generation:
+        return True
     count, top = session.execute(
         select(func.count(), func.max(Embedding.segment_id)).where(Embedding.space_id == space.id)
     ).one()
-    return int(count), top
+    same = index.ntotal == count and (count == 0 or index.max_id() == top)
+    if same:
+        index.generation = generation
+    return same
 
 
 def rebuild_space_index(home: Path, session: Session, space: EmbeddingSpace) -> SpaceIndex:
     """Build the index afresh from every vector of the space stored in the DB (`soundsearch reindex`)."""
+    result = _rebuilt(home, session, space, space_generation(session, space.id))
+    result.save()
+    return result
+
+
+def _rebuilt(home: Path, session: Session, space: EmbeddingSpace, generation: int) -> SpaceIndex:
     identity = index_identity(space)
     index = VectorIndex(identity)
     ids, vectors = load_vectors(session, space)
     if len(ids):
         index.rebuild(ids, vectors)
-    result = SpaceIndex(space, index, manifest_path(home, identity), f"rebuilt from {len(ids)} stored vectors")
-    result.save()
-    return result
+    index.generation = generation
+    return SpaceIndex(space, index, manifest_path(home, identity), f"rebuilt from {len(ids)} stored vectors")
 
 
 def segment_vectors(session: Session, space: EmbeddingSpace, segment_ids: np.ndarray) -> np.ndarray:

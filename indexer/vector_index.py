@@ -117,6 +117,9 @@ class VectorIndex:
         self._lock = threading.Lock()
         self._save_lock = threading.Lock()
         self._max_id: int | None = None  # cached; dropped on every change
+        # The DB generation (`EmbeddingSpace.generation`) whose vectors this index holds; -1: unknown.
+        # Set by the owner after each write it mirrors; saved in the manifest.
+        self.generation = -1
 
     @property
     def ntotal(self) -> int:
@@ -207,7 +210,13 @@ class VectorIndex:
         with self._save_lock:
             with self._lock:
                 faiss.write_index(self._index, str(tmp))
-                meta = {"format": MANIFEST_FORMAT, **asdict(self.identity), "count": self.ntotal, "kind": self.kind}
+                meta = {
+                    "format": MANIFEST_FORMAT,
+                    **asdict(self.identity),
+                    "count": self.ntotal,
+                    "kind": self.kind,
+                    "generation": self.generation,
+                }
             _fsync(tmp)
             os.replace(tmp, data)
             _write_atomic(manifest, json.dumps({**meta, "file": data.name}, indent=1))
@@ -247,6 +256,7 @@ class VectorIndex:
         if isinstance(index, faiss.IndexIVF):
             index.nprobe = loaded._nprobe(index.nlist)
         loaded._index = index
+        loaded.generation = int(meta.get("generation", -1))
         return loaded
 
     def _build(self, ids: np.ndarray, x: np.ndarray) -> faiss.Index:

@@ -204,15 +204,17 @@ class SearchEngine:
         return vectors
 
     def _stored_vectors(self, sound_id: int) -> np.ndarray:
-        index = self.space_index()
         with self.catalog.sessions() as session:
+            space = get_space(session, AUDIO_SPACE)
+            if space is None:
+                raise QueryError("nothing is indexed yet: run `soundsearch index FOLDER` first")
             seg_ids = np.fromiter(
                 session.scalars(select(Segment.id).where(Segment.sound_id == sound_id).order_by(Segment.position)),
                 dtype=np.int64,
             )
             if len(seg_ids) == 0:
                 raise QueryError(f"no indexed sound has id {sound_id}")
-            return segment_vectors(session, index.space, seg_ids)
+            return segment_vectors(session, space, seg_ids)
 
     def _results(
         self, session, page: list[tuple[int, float]], rankings: dict[str, list[SoundHit]], offset: int

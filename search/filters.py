@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sqlalchemy import ColumnElement, exists, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from ..indexer.db import Library, Sound, SoundTag
 
@@ -68,9 +68,11 @@ def plan_filters(session: Session, filters: Filters, resolve_tag: Callable[[str]
         labels = resolve_tag(tag)
         if not labels:
             raise FilterError(f"tag {tag!r} matches no AudioSet label")
+        # An alias: text search already selects from sound_tags, and the subquery must not correlate to it.
+        tagged = aliased(SoundTag)
         has_tag = exists(
-            select(SoundTag.sound_id).where(
-                SoundTag.sound_id == Sound.id, SoundTag.label.in_(labels), SoundTag.score >= TAG_FILTER_MIN
+            select(tagged.sound_id).where(
+                tagged.sound_id == Sound.id, tagged.label.in_(labels), tagged.score >= TAG_FILTER_MIN
             )
         )
         plan.clauses.append(Clause(has_tag, f"tagged {tag!r} (p >= {TAG_FILTER_MIN})"))

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import select, union_all
 from sqlalchemy.orm import Session
 
 from ..indexer.db import ID_CHUNK, Segment, SegmentTag, Sound, SoundTag
@@ -29,6 +29,8 @@ FETCH_PER_RESULT = 8
 MIN_FETCH = 200
 #: Once a filtered over-fetch would pass this many segments, search only the allowed ones instead.
 ALLOWED_SWITCH = 20_000
+#: Per-label subqueries in one UNION ALL (SQLite allows 500 terms in a compound SELECT).
+LABELS_PER_STATEMENT = 200
 
 
 @dataclass(frozen=True)
@@ -102,21 +104,24 @@ def rank_by_text(session: Session, query: TextQuery, need: int, filters: FilterP
     if not labels:
         return []
     per_label = max(50, 3 * need)
+    # The best sounds of every label, in one statement (one query per label costs a round trip each, and
+    # "music" counts 150 labels).
+    arms = [
+        select(SoundTag.sound_id)
+        .join(Sound, Sound.id == SoundTag.sound_id)
+        .where(SoundTag.label == label, *filters.conditions)
+        .order_by(SoundTag.score.desc())
+        .limit(per_label)
+        .subquery()
+        for label in labels
+    ]
     candidates: set[int] = set()
-    for label in labels:
-        candidates.update(
-            session.scalars(
-                select(SoundTag.sound_id)
-                .join(Sound, Sound.id == SoundTag.sound_id)
-                .where(SoundTag.label == label, *filters.conditions)
-                .order_by(SoundTag.score.desc())
-                .limit(per_label)
-            )
-        )
+    for start in range(0, len(arms), LABELS_PER_STATEMENT):
+        chunk = arms[start : start + LABELS_PER_STATEMENT]
+        candidates.update(session.scalars(union_all(*(select(arm.c.sound_id) for arm in chunk))))
     tags = _tag_maps(session, SoundTag.sound_id, SoundTag, candidates, labels)
-    scored = sorted(
-        ((query.score(t), sid) for sid, t in tags.items() if query.score(t) > 0), key=lambda x: (-x[0], x[1])
-    )[:need]
+    scores = {sid: query.score(t) for sid, t in tags.items()}
+    scored = sorted(((sc, sid) for sid, sc in scores.items() if sc > 0), key=lambda x: (-x[0], x[1]))[:need]
     segments = _best_text_segments(session, query, [sid for _, sid in scored], labels)
     return [SoundHit(sid, score, *segments[sid]) for score, sid in scored]
 

@@ -140,6 +140,9 @@ class Concept:
 
     def score(self, tag_scores: Mapping[int, float]) -> float:
         """Best weighted tag probability: max_l weights[l] * p(l)."""
+        # Loop over the smaller side: a sound has a few stored tags, "Music" counts 150 labels.
+        if len(tag_scores) < len(self.weights):
+            return max((self.weights.get(i, 0.0) * p for i, p in tag_scores.items()), default=0.0)
         return max((w * tag_scores.get(i, 0.0) for i, w in self.weights.items()), default=0.0)
 
 
