@@ -109,6 +109,8 @@ def test_filters(engine: SearchEngine, indexed) -> None:
     dogs = engine.search(SearchRequest(audio=example, k=20, filters=Filters(tags=("Dog",))))
     assert set(rels(dogs)) >= BARKS and set(rels(dogs)) <= ANIMALS
     assert dogs.filters == ["tagged 'Dog' (p >= 0.1)"]
+    dog_text = engine.search(SearchRequest(text="animal", k=20, filters=Filters(tags=("Dog",))))
+    assert set(rels(dog_text)) >= BARKS and set(rels(dog_text)) <= ANIMALS  # text and tag filter together
     long = engine.search(SearchRequest(audio=example, k=20, filters=Filters(min_duration=3.0)))
     assert long.results and all(r.duration >= 3.0 for r in long.results)
     short = engine.search(SearchRequest(text="animal", k=20, filters=Filters(max_duration=2.0)))
