@@ -106,7 +106,7 @@ def _rebuilt(home: Path, session: Session, space: EmbeddingSpace, generation: in
     index = VectorIndex(identity)
     ids, vectors = load_vectors(session, space)
     if len(ids):
-        index.rebuild(ids, vectors)
+        index.rebuild(ids, vectors, in_place=True)  # a fresh array nobody else holds
     index.generation = generation
     return SpaceIndex(space, index, manifest_path(home, identity), f"rebuilt from {len(ids)} stored vectors")
 

@@ -159,9 +159,11 @@ class VectorIndex:
             self._gpu = self._max_id = None
             return int(self._index.remove_ids(ids))
 
-    def rebuild(self, ids: np.ndarray, vectors: np.ndarray) -> None:
-        """Replace the whole content, choosing exact or IVF by size (e.g. from `db.load_vectors`)."""
-        ids, x = self._checked(ids, vectors)
+    def rebuild(self, ids: np.ndarray, vectors: np.ndarray, *, in_place: bool = False) -> None:
+        """Replace the whole content, choosing exact or IVF by size (e.g. from `db.load_vectors`). With
+        `in_place`, a float32 `vectors` array is normalised where it is instead of copied (a million
+        911-d vectors are 3.6 GB; the caller must not need them afterwards)."""
+        ids, x = self._checked(ids, vectors, copy=not in_place)
         index = self._build(ids, x)
         with self._lock:
             self._index, self._gpu, self._max_id = index, None, None
@@ -294,18 +296,18 @@ class VectorIndex:
             self._gpu = faiss.index_cpu_to_gpu(_gpu_resources(), 0, self._index)
         return self._gpu
 
-    def _checked(self, ids: np.ndarray, vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _checked(self, ids: np.ndarray, vectors: np.ndarray, copy: bool = True) -> tuple[np.ndarray, np.ndarray]:
         ids = np.ascontiguousarray(ids, dtype=np.int64)
-        x = self._normalised(vectors)
+        x = self._normalised(vectors, copy)
         if ids.ndim != 1 or len(ids) != len(x):
             raise ValueError(f"{ids.shape} ids for {len(x)} vectors")
         if len(np.unique(ids)) != len(ids) or (len(ids) and ids.min() < 0):
             raise ValueError("segment ids must be distinct and non-negative")
         return ids, x
 
-    def _normalised(self, vectors: np.ndarray) -> np.ndarray:
-        """A float32 C-contiguous copy with unit rows (zero rows stay zero)."""
-        x = np.array(vectors, dtype=np.float32, order="C", ndmin=2)
+    def _normalised(self, vectors: np.ndarray, copy: bool = True) -> np.ndarray:
+        """Float32 C-contiguous unit rows (zero rows stay zero): a copy, or the array itself when allowed."""
+        x = np.array(vectors, dtype=np.float32, order="C", ndmin=2, copy=True if copy else None)
         if x.ndim != 2 or x.shape[1] != self.identity.dim:
             raise ValueError(f"expected vectors of dim {self.identity.dim}, got shape {x.shape}")
         faiss.normalize_L2(x)
