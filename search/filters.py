@@ -16,6 +16,8 @@ from ..indexer.db import Library, Sound, SoundTag
 
 #: A sound "has" a tag when the tagger gives it at least this probability.
 TAG_FILTER_MIN = 0.1
+#: A tag filter that keeps at most this many sounds is applied first, by listing its sounds.
+RARE_MAX = 20_000
 
 
 class FilterError(ValueError):
@@ -43,6 +45,23 @@ class Clause:
 @dataclass
 class FilterPlan:
     clauses: list[Clause] = field(default_factory=list)
+    tag_labels: list[list[int]] = field(default_factory=list)  # per tag filter, the labels that satisfy it
+
+    def rare_sounds(self, session: Session) -> list[int] | None:
+        """The sounds that pass the rarest tag filter, when one keeps at most `RARE_MAX` sounds; else
+        None. Rankers then score exactly these instead of skipping through long lists of sounds that
+        fail the filter (read from the (label, score) index, so a rare tag costs little to check)."""
+        best: list[int] | None = None
+        for labels in self.tag_labels:
+            ids = session.scalars(
+                select(SoundTag.sound_id)
+                .where(SoundTag.label.in_(labels), SoundTag.score >= TAG_FILTER_MIN)
+                .distinct()
+                .limit(RARE_MAX + 1)
+            ).all()
+            if len(ids) <= RARE_MAX and (best is None or len(ids) < len(best)):
+                best = sorted(ids)
+        return best
 
     @property
     def conditions(self) -> list[ColumnElement[bool]]:
@@ -76,6 +95,7 @@ def plan_filters(session: Session, filters: Filters, resolve_tag: Callable[[str]
             )
         )
         plan.clauses.append(Clause(has_tag, f"tagged {tag!r} (p >= {TAG_FILTER_MIN})"))
+        plan.tag_labels.append(labels)
     lo, hi = filters.min_duration, filters.max_duration
     if lo is not None and hi is not None and lo > hi:
         raise FilterError(f"min duration {lo} s is above max duration {hi} s")

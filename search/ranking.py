@@ -51,24 +51,38 @@ def rank_by_vectors(
     total = index.ntotal
     if total == 0:
         return []
+    rare = filters.rare_sounds(session)
+    if rare is not None:  # a rare tag: search only its sounds' segments, in one FAISS pass
+        return _search_allowed(session, index, queries, need, filters, _allowed_segments(session, filters, rare))
     fetch = min(total, max(MIN_FETCH, need * FETCH_PER_RESULT))
     while True:
         ranked = _group_segments(session, _best_per_segment(index.search(queries, fetch)), filters)
         if len(ranked) >= need or fetch >= total:
             return ranked
         if filters.clauses and fetch * 4 > ALLOWED_SWITCH:
-            allowed = np.fromiter(
-                session.scalars(
-                    select(Segment.id).join(Sound, Sound.id == Segment.sound_id).where(*filters.conditions)
-                ),
-                dtype=np.int64,
-            )
-            if len(allowed) == 0:
-                return []
-            k = min(len(allowed), max(MIN_FETCH, need * FETCH_PER_RESULT * 4))
-            hits = index.search(queries, k, allowed=allowed)
-            return _group_segments(session, _best_per_segment(hits), filters)
+            return _search_allowed(session, index, queries, need, filters, _allowed_segments(session, filters))
         fetch = min(total, fetch * 4)
+
+
+def _allowed_segments(session: Session, filters: FilterPlan, sounds: list[int] | None = None) -> np.ndarray:
+    """Segment ids of the sounds that pass the filters (among `sounds` when given)."""
+    query = select(Segment.id).join(Sound, Sound.id == Segment.sound_id).where(*filters.conditions)
+    if sounds is None:
+        return np.fromiter(session.scalars(query), dtype=np.int64)
+    found: list[int] = []
+    for start in range(0, len(sounds), ID_CHUNK):
+        found += session.scalars(query.where(Sound.id.in_(sounds[start : start + ID_CHUNK])))
+    return np.array(found, dtype=np.int64)
+
+
+def _search_allowed(
+    session: Session, index: VectorIndex, queries: np.ndarray, need: int, filters: FilterPlan, allowed: np.ndarray
+) -> list[SoundHit]:
+    """FAISS restricted to the allowed segments, enough of them for `need` sounds."""
+    if len(allowed) == 0:
+        return []
+    k = min(len(allowed), max(MIN_FETCH, need * FETCH_PER_RESULT * 4))
+    return _group_segments(session, _best_per_segment(index.search(queries, k, allowed=allowed)), filters)
 
 
 def _best_per_segment(hits: Iterable) -> dict[int, float]:
@@ -103,7 +117,29 @@ def rank_by_text(session: Session, query: TextQuery, need: int, filters: FilterP
     labels = query.labels
     if not labels:
         return []
-    per_label = max(50, 3 * need)
+    rare = filters.rare_sounds(session)
+    if rare is not None:  # a rare tag: score its few sounds directly
+        candidates = _passing(session, filters, rare)
+    else:
+        candidates = _best_of_each_label(session, labels, max(50, 3 * need), filters)
+    tags = _tag_maps(session, SoundTag.sound_id, SoundTag, candidates, labels)
+    scores = {sid: query.score(t) for sid, t in tags.items()}
+    scored = sorted(((sc, sid) for sid, sc in scores.items() if sc > 0), key=lambda x: (-x[0], x[1]))[:need]
+    segments = _best_text_segments(session, query, [sid for _, sid in scored], labels)
+    return [SoundHit(sid, score, *segments[sid]) for score, sid in scored]
+
+
+def _passing(session: Session, filters: FilterPlan, sounds: list[int]) -> set[int]:
+    """Those of `sounds` that pass every filter."""
+    passing: set[int] = set()
+    for start in range(0, len(sounds), ID_CHUNK):
+        chunk = sounds[start : start + ID_CHUNK]
+        passing.update(session.scalars(select(Sound.id).where(Sound.id.in_(chunk), *filters.conditions)))
+    return passing
+
+
+def _best_of_each_label(session: Session, labels: list[int], per_label: int, filters: FilterPlan) -> set[int]:
+    """The `per_label` most probable sounds of every label that pass the filters."""
     # The best sounds of every label, in one statement (one query per label costs a round trip each, and
     # "music" counts 150 labels).
     arms = [
@@ -119,11 +155,7 @@ def rank_by_text(session: Session, query: TextQuery, need: int, filters: FilterP
     for start in range(0, len(arms), LABELS_PER_STATEMENT):
         chunk = arms[start : start + LABELS_PER_STATEMENT]
         candidates.update(session.scalars(union_all(*(select(arm.c.sound_id) for arm in chunk))))
-    tags = _tag_maps(session, SoundTag.sound_id, SoundTag, candidates, labels)
-    scores = {sid: query.score(t) for sid, t in tags.items()}
-    scored = sorted(((sc, sid) for sid, sc in scores.items() if sc > 0), key=lambda x: (-x[0], x[1]))[:need]
-    segments = _best_text_segments(session, query, [sid for _, sid in scored], labels)
-    return [SoundHit(sid, score, *segments[sid]) for score, sid in scored]
+    return candidates
 
 
 def _tag_maps(session: Session, key, table, ids: Iterable[int], labels: list[int]) -> dict[int, dict[int, float]]:

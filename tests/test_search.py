@@ -166,3 +166,21 @@ def test_cli_errors_are_one_line(indexed, tmp_path: Path) -> None:
     ):
         result = CliRunner().invoke(app, [*args, *home])
         assert result.exit_code == 2 and fragment in result.stderr, result.output
+
+
+def test_rare_tag_filter_shortcut_ranks_like_the_general_path(
+    engine: SearchEngine, indexed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A tag kept by few sounds is applied first (its sounds are scored directly); with the shortcut off,
+    the over-fetching path must give the same page."""
+    from soundsearch.search import filters as filters_module
+
+    _, lib = indexed
+    requests = [
+        SearchRequest(text="animal", k=5, filters=Filters(tags=("Dog",))),
+        SearchRequest(audio=lib / "weapons/axe.ogg", k=5, filters=Filters(tags=("Animal",))),
+    ]
+    shortcut = [rels(engine.search(r)) for r in requests]
+    monkeypatch.setattr(filters_module, "RARE_MAX", 0)
+    general = [rels(engine.search(r)) for r in requests]
+    assert shortcut == general and all(shortcut)
