@@ -16,8 +16,8 @@ from ..indexer.db import Library, Sound, SoundTag
 
 #: A sound "has" a tag when the tagger gives it at least this probability.
 TAG_FILTER_MIN = 0.1
-#: A tag filter that keeps at most this many sounds is applied first, by listing its sounds.
-RARE_MAX = 20_000
+#: A tag filter with at most this many (sound, label) rows is applied first, by listing its sounds.
+RARE_MAX = 5_000
 
 
 class FilterError(ValueError):
@@ -53,14 +53,14 @@ class FilterPlan:
         fail the filter (read from the (label, score) index, so a rare tag costs little to check)."""
         best: list[int] | None = None
         for labels in self.tag_labels:
-            ids = session.scalars(
+            # Rows, not distinct sounds: no sort, and at most RARE_MAX rows read before giving up.
+            rows = session.scalars(
                 select(SoundTag.sound_id)
                 .where(SoundTag.label.in_(labels), SoundTag.score >= TAG_FILTER_MIN)
-                .distinct()
                 .limit(RARE_MAX + 1)
             ).all()
-            if len(ids) <= RARE_MAX and (best is None or len(ids) < len(best)):
-                best = sorted(ids)
+            if len(rows) <= RARE_MAX and (best is None or len(set(rows)) < len(best)):
+                best = sorted(set(rows))
         return best
 
     @property
