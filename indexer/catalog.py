@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from .db import (
@@ -262,10 +262,6 @@ def start_run(session: Session, library_id: int) -> IngestRun:
     session.add(run)
     session.flush()
     return run
-
-
-def count_sounds(session: Session, library_id: int) -> int:
-    return session.scalar(select(func.count()).select_from(Sound).where(Sound.library_id == library_id)) or 0
 
 
 def _pid_alive(pid: int) -> bool:

@@ -7,8 +7,6 @@ back as a `DecodeFailed` naming the reason, so one bad file cannot stop a batch.
 
 from __future__ import annotations
 
-import errno
-import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,9 +14,9 @@ from pathlib import Path
 import numpy as np
 
 from ..audio import AudioDecodeError, load_audio
+from ..encoders.store import file_digest
 from .metadata import read_metadata
-
-HASH_CHUNK = 1 << 20
+from .scan import describe_os_error
 
 
 @dataclass(frozen=True)
@@ -83,28 +81,17 @@ class DecodeFailed:
 DecodeResult = Decoded | KnownContent | DecodeFailed
 
 
-def content_hash(path: str) -> str:
-    """sha256 of the file's bytes: finds touched-but-unchanged files and moved files."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(HASH_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def run_job(job: DecodeJob) -> DecodeResult:
     """Stat, hash, and (unless the content is known) decode one file. Never raises for the file's sake."""
     try:
         before = os.stat(job.path)
-    except FileNotFoundError:
-        return DecodeFailed(job, "file vanished before it could be read")
     except OSError as exc:
-        return DecodeFailed(job, _os_reason(exc))
+        return DecodeFailed(job, describe_os_error(Path(job.path), exc, "before it could be read"))
     size, mtime = before.st_size, before.st_mtime
     try:
-        digest = content_hash(job.path)
+        digest = file_digest(Path(job.path), "sha256")  # finds touched-but-unchanged and moved files
     except OSError as exc:
-        return DecodeFailed(job, _os_reason(exc), size, mtime)
+        return DecodeFailed(job, describe_os_error(Path(job.path), exc, "before it could be read"), size, mtime)
     stamp = FileStamp(size, mtime, digest)
     if digest in job.known_hashes:
         return KnownContent(job, stamp)
@@ -135,10 +122,3 @@ def _changed_since(path: str, before: os.stat_result) -> bool:
     except OSError:
         return True
     return (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns)
-
-
-def _os_reason(exc: OSError) -> str:
-    """A short reason for an OS error; a symlink loop is named as such."""
-    if exc.errno == errno.ELOOP:
-        return "symbolic link loop"
-    return f"cannot read file ({exc.strerror or exc})"

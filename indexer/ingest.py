@@ -20,7 +20,7 @@ from typing import Protocol
 from sqlalchemy.orm import Session
 
 from ..config import Settings
-from ..encoders.encoder import EncodedAudio, Encoder
+from ..encoders.encoder import EncodedAudio, Encoder, segment_bounds
 from ..encoders.example_vector import ExampleVectors
 from .catalog import (
     FailureState,
@@ -175,6 +175,7 @@ class LibraryIngest:
     def run(self, pool: DecodePool, encoder: Callable[[], Encoder], batch_segments: int) -> None:
         pool.submit(self.plan.jobs)
         buffer: list[Decoded] = []
+        pending_segments = 0
         while not pool.done or buffer:
             # With a part-filled batch, wait a moment for more files rather than run the model on one.
             results = pool.poll(block=True, timeout=BATCH_WAIT_S if buffer else None)
@@ -182,10 +183,10 @@ class LibraryIngest:
                 decoded = self._handle(result, pool)
                 if decoded is not None:
                     buffer.append(decoded)
-            pending_segments = sum(_segment_count(d, encoder()) for d in buffer)
+                    pending_segments += _segment_count(decoded, encoder())
             if buffer and (not results or pending_segments >= batch_segments or pool.done):
                 self._encode_and_write(buffer, encoder())
-                buffer = []
+                buffer, pending_segments = [], 0
             if time.monotonic() - self.last_save > SAVE_EVERY_S:
                 self.space_index.save()
                 self.last_save = time.monotonic()
@@ -289,10 +290,7 @@ class LibraryIngest:
 
 
 def _segment_count(d: Decoded, encoder: Encoder) -> int:
-    window = encoder.window_s
-    if d.duration_s <= window:
-        return 1
-    return int((d.duration_s - window) // encoder.hop_s) + 2
+    return len(segment_bounds(len(d.samples), d.sample_rate, encoder.window_s, encoder.hop_s))
 
 
 @dataclass

@@ -78,18 +78,20 @@ def scan_library(root: Path) -> LibraryScan:
         try:
             st = path.stat()
         except OSError as exc:
-            scan.files.append(ScannedFile(rel, None, None, _stat_problem(path, exc)))
+            scan.files.append(ScannedFile(rel, None, None, describe_os_error(path, exc, "during the scan")))
             continue
         scan.files.append(ScannedFile(rel, st.st_size, st.st_mtime))
     scan.unreadable = [p.relative_to(root).as_posix() if p != root else "" for p in unreadable]
     return scan
 
 
-def _stat_problem(path: Path, exc: OSError) -> str:
+def describe_os_error(path: Path, exc: OSError, when: str) -> str:
+    """A short reason for a file the OS would not open: link loop, broken link, vanished (`when`), or
+    the OS's own words."""
     if exc.errno == errno.ELOOP:
         return "symbolic link loop"
     if path.is_symlink():
         return "broken symbolic link"
     if isinstance(exc, FileNotFoundError):
-        return "file vanished during the scan"
+        return f"file vanished {when}"
     return f"cannot read file ({exc.strerror or exc})"

@@ -138,19 +138,29 @@ class VectorIndex:
     def max_id(self) -> int | None:
         """The largest segment id (None when empty); cached, since services compare it on every query."""
         with self._lock:
-            if self._max_id is None and self.ntotal:
-                self._max_id = int(self._ids().max())
-            return self._max_id
+            return self._known_max()
+
+    def _known_max(self) -> int | None:
+        if self._max_id is None and self.ntotal:
+            self._max_id = int(self._ids().max())
+        return self._max_id
 
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         """Insert vectors under their segment ids, replacing any already stored under those ids."""
         ids, x = self._checked(ids, vectors)
+        if len(ids) == 0:
+            return
         with self._lock:
-            self._index.remove_ids(ids)
+            top = self._known_max()
+            # `remove_ids` scans the whole index; new segment ids are above every stored one, so ingest
+            # (which only adds new ids) never pays for it.
+            if top is not None and ids.min() <= top:
+                self._index.remove_ids(ids)
             self._index.add_with_ids(x, ids)
             if self.kind == "exact" and self.ntotal > self.exact_max:
                 self._index = self._build(self._ids(), self._index.index.reconstruct_n(0, self.ntotal))
-            self._gpu = self._max_id = None
+            self._gpu = None
+            self._max_id = int(ids.max()) if top is None else max(top, int(ids.max()))
 
     def remove(self, ids: np.ndarray) -> int:
         """Drop these segment ids (absent ones are ignored); returns how many were removed."""
