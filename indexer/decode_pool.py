@@ -10,12 +10,18 @@ while the others go on.
 from __future__ import annotations
 
 import multiprocessing
+import os
+import threading
+import time
 from collections import deque
 from collections.abc import Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 
 from .decode import DecodeFailed, DecodeJob, DecodeResult, run_job
+
+#: How often a worker checks that the indexing process that started it is still there.
+PARENT_POLL_S = 0.5
 
 
 class DecodePool:
@@ -99,5 +105,19 @@ class DecodePool:
         if self._executor is None:
             # spawn: workers must not inherit the main process's torch threads (fork would deadlock).
             context = multiprocessing.get_context("spawn")
-            self._executor = ProcessPoolExecutor(self.workers, mp_context=context)
+            self._executor = ProcessPoolExecutor(
+                self.workers, mp_context=context, initializer=_exit_with_parent, initargs=(os.getpid(),)
+            )
         self._inflight[self._executor.submit(run_job, job)] = job
+
+
+def _exit_with_parent(parent: int) -> None:
+    """In each worker: exit as soon as the indexing process is gone. A `kill -9` of the parent gives
+    its workers no signal, and idle ones would otherwise wait on their queue forever."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_POLL_S)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()

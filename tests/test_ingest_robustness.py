@@ -134,9 +134,11 @@ def test_kill_9_mid_run_then_rerun_matches_an_uninterrupted_run(make_home, tmp_p
         stderr=subprocess.DEVNULL,
     )
     committed = _wait_for_rows(home / "soundsearch.db", 5, proc)
+    workers = _children(proc.pid)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert 5 <= committed < len(sounds), f"the kill came too late to test anything ({committed} rows)"
+    _wait_until_gone(workers)  # orphaned decode workers exit by themselves
 
     settings = settings_for(home)
     (finish,) = index_paths(settings, [lib])
@@ -168,3 +170,32 @@ def _wait_for_rows(db: Path, at_least: int, proc: subprocess.Popen, timeout: flo
                 return count
         time.sleep(0.01)
     pytest.fail("no sound was committed in time")
+
+
+def _children(pid: int) -> list[int]:
+    """Process ids whose parent is `pid` (from /proc)."""
+    found = []
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            fields = dict(line.split(":\t", 1) for line in status.read_text().splitlines() if ":\t" in line)
+        except OSError:
+            continue
+        if fields.get("PPid", "").strip() == str(pid):
+            found.append(int(status.parent.name))
+    return found
+
+
+def _wait_until_gone(pids: list[int], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    alive = pids
+    while alive and time.monotonic() < deadline:
+        alive = [p for p in alive if Path(f"/proc/{p}").exists() and "Z" not in _state(p)]
+        time.sleep(0.1)
+    assert not alive, f"worker processes {alive} outlived the killed indexer"
+
+
+def _state(pid: int) -> str:
+    try:
+        return next(line for line in Path(f"/proc/{pid}/status").read_text().splitlines() if line.startswith("State"))
+    except (OSError, StopIteration):
+        return "Z"
