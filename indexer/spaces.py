@@ -59,6 +59,8 @@ def open_space_index(
     try:
         index = VectorIndex.load(manifest, identity)
     except (FileNotFoundError, StaleIndexError) as exc:
+        if generation == 0:  # nothing was ever written to this space: an empty index, nothing to say
+            return SpaceIndex(space, VectorIndex(identity), manifest)
         reason = "no saved index" if isinstance(exc, FileNotFoundError) else str(exc)
         if notify:
             notify(f"rebuilding the {space.name!r} index from the stored vectors ({reason})")
